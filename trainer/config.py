@@ -1,0 +1,41 @@
+"""Where the config lives, and the checks a composed config must pass before any work starts."""
+from pathlib import Path
+
+from trainer.errors import UserError
+
+MODES = ("train", "eval")
+
+
+def config_dir():
+    """conf/ of the source tree (editable install, checkout), else the copy a wheel ships as trainer/conf."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no conf/config.yaml next to {here}: reinstall losslab")
+
+
+def _positive(value, key, fix, minimum_exclusive=0):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= minimum_exclusive:
+        raise UserError(f"{key}={value} is invalid: {fix}")
+
+
+def validate(cfg):
+    """Raise a UserError naming the key and the fix for values that would otherwise fail deep inside torch."""
+    if cfg.mode not in MODES:
+        raise UserError(f"mode={cfg.mode} is not known: use mode=train or mode=eval")
+    if cfg.mode == "eval" and not cfg.ckpt_path:
+        raise UserError("mode=eval needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
+    if cfg.mode == "eval" and not Path(cfg.ckpt_path).is_file():
+        raise UserError(f"ckpt_path={cfg.ckpt_path} does not exist: point it at a .pt file in a run's checkpoints/")
+    _positive(cfg.optimizer.lr, "optimizer.lr", "the learning rate must be a number > 0, e.g. optimizer.lr=0.001")
+    if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 1:
+        raise UserError(f"trainer.epochs={cfg.trainer.epochs} is invalid: train for at least one epoch")
+    if not isinstance(cfg.data.batch_size, int) or cfg.data.batch_size < 1:
+        raise UserError(f"data.batch_size={cfg.data.batch_size} is invalid: use a whole number >= 1")
+    if not isinstance(cfg.data.num_workers, int) or cfg.data.num_workers < 0:
+        raise UserError(f"data.num_workers={cfg.data.num_workers} is invalid: use 0 (load in the main process) or more")
+    if not isinstance(cfg.trainer.log_every_n_steps, int) or cfg.trainer.log_every_n_steps < 1:
+        raise UserError(f"trainer.log_every_n_steps={cfg.trainer.log_every_n_steps} is invalid: use a whole number >= 1")
+    if not isinstance(cfg.seed, int):
+        raise UserError(f"seed={cfg.seed} is invalid: use a whole number")

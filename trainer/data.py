@@ -1,0 +1,122 @@
+"""Datasets and the loaders that feed them to the loop.
+
+A data config's `source` builds a `Splits` of three datasets. Tensors that already sit in memory are served by
+`TensorLoader` (one indexing op per batch, no per-sample Python loop); anything else by a torch DataLoader.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from trainer.errors import UserError
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset
+
+
+def split_tensors(x, y, val_fraction, test_fraction, seed):
+    """Shuffle once with `seed` and cut into train/val/test, so the same seed always gives the same split."""
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < value < 1:
+            raise UserError(f"data.source.{key}={value} must be between 0 and 1 (exclusive)")
+    if val_fraction + test_fraction >= 1:
+        raise UserError("data.source.val_fraction + data.source.test_fraction must leave data to train on (sum < 1)")
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_val, n_test = round(len(y) * val_fraction), round(len(y) * test_fraction)
+    parts = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    test, val, train = (TensorDataset(x[idx], y[idx]) for idx in parts)
+    return Splits(train=train, val=val, test=test)
+
+
+def standardize(x, reference):
+    """Scale features to zero mean and unit variance using statistics of `reference` (the training split)."""
+    dims = [0] + list(range(2, x.dim())) if x.dim() > 2 else [0]
+    mean, std = reference.mean(dim=dims, keepdim=True), reference.std(dim=dims, keepdim=True)
+    return (x - mean) / std.clamp_min(1e-6)
+
+
+def digits(val_fraction, test_fraction, seed):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values are 0..16
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    return split_tensors(x, y, val_fraction, test_fraction, seed)
+
+
+def iris(val_fraction, test_fraction, seed):
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    x = torch.tensor(bunch.data, dtype=torch.float32)
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    splits = split_tensors(x, y, val_fraction, test_fraction, seed)
+    # measurements are in cm on different scales; standardise with the training split's statistics only
+    reference = splits.train.tensors[0]
+    for part in (splits.train, splits.val, splits.test):
+        part.tensors = (standardize(part.tensors[0], reference), part.tensors[1])
+    return splits
+
+
+def synthetic(shape, num_classes, num_samples, noise, val_fraction, test_fraction, seed):
+    """Each class is a fixed random pattern; a sample is its class pattern plus Gaussian noise of std `noise`."""
+    if num_classes < 2 or num_samples < num_classes:
+        raise UserError("data=synthetic needs data.num_classes >= 2 and data.source.num_samples >= data.num_classes")
+    generator = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(num_classes, *shape, generator=generator)
+    y = torch.arange(num_samples) % num_classes
+    x = patterns[y] + noise * torch.randn(num_samples, *shape, generator=generator)
+    return split_tensors(x, y, val_fraction, test_fraction, seed)
+
+
+class TensorLoader:
+    """Batches of in-memory tensors, cut by slicing a (shuffled) index: what a hand-written loop would do.
+
+    A DataLoader over a TensorDataset indexes one sample at a time in Python and collates them, which costs
+    more than a small model's whole step.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle, generator=None):
+        self.tensors = dataset.tensors
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return -(-len(self.tensors[0]) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.tensors[0])
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, self.batch_size):
+                idx = order[start:start + self.batch_size]
+                yield tuple(t[idx] for t in self.tensors)
+        else:
+            for start in range(0, n, self.batch_size):
+                yield tuple(t[start:start + self.batch_size] for t in self.tensors)
+
+
+def make_loader(dataset, batch_size, shuffle, num_workers, seed, pin_memory=False):
+    """The loader for one split; shuffling order follows `seed` so a run is reproducible."""
+    generator = torch.Generator().manual_seed(seed)
+    if isinstance(dataset, TensorDataset):
+        return TensorLoader(dataset, batch_size, shuffle, generator)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=generator,
+        pin_memory=pin_memory, persistent_workers=num_workers > 0,
+    )
+
+
+def labels_of(dataset):
+    """All integer labels of a dataset, for the range check before training."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1]
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        targets = [dataset[i][1] for i in range(len(dataset))]
+    return torch.as_tensor(targets)

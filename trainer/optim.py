@@ -1,0 +1,64 @@
+"""Optimizer and learning-rate schedule, built from the `optimizer` and `scheduler` config groups."""
+from hydra.utils import instantiate
+
+from trainer.errors import UserError
+
+
+def trainable_parameters(model):
+    # frozen parameters never reach the optimizer: no state is kept for them and weight decay cannot move them
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def build_optimizer(cfg_optimizer, model):
+    params = trainable_parameters(model)
+    if not params:
+        raise UserError("the model has no trainable parameters: unfreeze some (e.g. model.freeze_backbone=false)")
+    return instantiate(cfg_optimizer)(params=params)
+
+
+class Schedule:
+    """When and how the loop steps the learning-rate scheduler: after every batch, or after every epoch,
+    optionally on a validation metric (ReduceLROnPlateau). With no scheduler every call does nothing."""
+
+    def __init__(self, scheduler, interval, monitor):
+        self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
+
+    def after_batch(self):
+        if self.scheduler is not None and self.interval == "step":
+            self.scheduler.step()
+
+    def after_epoch(self, metrics):
+        if self.scheduler is None or self.interval != "epoch":
+            return
+        if self.monitor is None:
+            self.scheduler.step()
+        else:
+            self.scheduler.step(metrics[self.monitor])
+
+    def state_dict(self):
+        return None if self.scheduler is None else self.scheduler.state_dict()
+
+    def load_state_dict(self, state):
+        if self.scheduler is not None and state is not None:
+            self.scheduler.load_state_dict(state)
+
+
+MONITORED = ("loss/val", "acc/val")
+
+
+def build_schedule(cfg_scheduler, optimizer, steps_per_epoch, epochs):
+    interval, monitor = cfg_scheduler.interval, cfg_scheduler.monitor
+    if interval not in ("step", "epoch"):
+        raise UserError(f"scheduler.interval={interval} is not known: use step or epoch")
+    if monitor is not None and monitor not in MONITORED:
+        raise UserError(f"scheduler.monitor={monitor} is not known: use one of {', '.join(MONITORED)} or null")
+    if cfg_scheduler.build is None:
+        return Schedule(None, interval, monitor)
+    build = instantiate(cfg_scheduler.build)
+    # a scheduler stepped every batch is told how many batches the whole run has (OneCycleLR needs it)
+    scheduler = build(optimizer, total_steps=steps_per_epoch * epochs) if interval == "step" else build(optimizer)
+    return Schedule(scheduler, interval, monitor)
+
+
+def current_lr(optimizer):
+    return optimizer.param_groups[0]["lr"]
