@@ -1,6 +1,9 @@
 """Where the config lives, and the checks a composed config must pass before any work starts."""
 from pathlib import Path
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
 from trainer.errors import UserError
 
 MODES = ("train", "eval")
@@ -15,8 +18,8 @@ def config_dir():
     raise FileNotFoundError(f"no conf/config.yaml next to {here}: reinstall losslab")
 
 
-def _positive(value, key, fix, minimum_exclusive=0):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= minimum_exclusive:
+def _positive(value, key, fix):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
         raise UserError(f"{key}={value} is invalid: {fix}")
 
 
@@ -39,3 +42,15 @@ def validate(cfg):
         raise UserError(f"trainer.log_every_n_steps={cfg.trainer.log_every_n_steps} is invalid: use a whole number >= 1")
     if not isinstance(cfg.seed, int):
         raise UserError(f"seed={cfg.seed} is invalid: use a whole number")
+
+
+def build(node, key, **kwargs):
+    """hydra's instantiate, with a user's mistake in `key`'s config reported as one sentence naming it."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        reason = str(cause) if cause is not None else str(error).splitlines()[0]
+        raise UserError(f"{key} could not be built from {node.get('_target_', 'its config')}: {reason}") from None

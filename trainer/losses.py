@@ -18,9 +18,9 @@ INPUTS = {
 
 # How integer class labels become the criterion's target.
 TARGETS = {
-    "index": lambda labels, num_classes: labels,
-    # BCE, MSE and friends compare per-class values, so they need a float one-hot target of the logits' shape
-    "onehot": lambda labels, num_classes: F.one_hot(labels, num_classes).float(),
+    "index": lambda labels, num_classes, dtype: labels,
+    # BCE, MSE and friends compare per-class values, so they need a float one-hot target of the input's shape and dtype
+    "onehot": lambda labels, num_classes, dtype: F.one_hot(labels, num_classes).to(dtype),
 }
 
 
@@ -39,7 +39,8 @@ class Objective(nn.Module):
         self.num_classes = num_classes
 
     def forward(self, logits, labels):
-        return self.criterion(self.to_input(logits), self.to_target(labels, self.num_classes))
+        inputs = self.to_input(logits)
+        return self.criterion(inputs, self.to_target(labels, self.num_classes, inputs.dtype))
 
     def extra_repr(self):
         return f"input={self.input_name}, target={self.target_name}"

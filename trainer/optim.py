@@ -1,6 +1,5 @@
 """Optimizer and learning-rate schedule, built from the `optimizer` and `scheduler` config groups."""
-from hydra.utils import instantiate
-
+from trainer.config import build
 from trainer.errors import UserError
 
 
@@ -13,7 +12,11 @@ def build_optimizer(cfg_optimizer, model):
     params = trainable_parameters(model)
     if not params:
         raise UserError("the model has no trainable parameters: unfreeze some (e.g. model.freeze_backbone=false)")
-    return instantiate(cfg_optimizer)(params=params)
+    make = build(cfg_optimizer, "optimizer")
+    try:
+        return make(params=params)
+    except (TypeError, ValueError) as error:  # e.g. an unknown keyword or betas outside [0, 1)
+        raise UserError(f"optimizer {cfg_optimizer._target_} rejected its config: {error}") from None
 
 
 class Schedule:
@@ -54,9 +57,9 @@ def build_schedule(cfg_scheduler, optimizer, steps_per_epoch, epochs):
         raise UserError(f"scheduler.monitor={monitor} is not known: use one of {', '.join(MONITORED)} or null")
     if cfg_scheduler.build is None:
         return Schedule(None, interval, monitor)
-    build = instantiate(cfg_scheduler.build)
+    make = build(cfg_scheduler.build, "scheduler")
     # a scheduler stepped every batch is told how many batches the whole run has (OneCycleLR needs it)
-    scheduler = build(optimizer, total_steps=steps_per_epoch * epochs) if interval == "step" else build(optimizer)
+    scheduler = make(optimizer, total_steps=steps_per_epoch * epochs) if interval == "step" else make(optimizer)
     return Schedule(scheduler, interval, monitor)
 
 

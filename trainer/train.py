@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from trainer import checkpoint
-from trainer.config import validate
+from trainer.config import build, validate
 from trainer.data import Splits, labels_of, make_loader
 from trainer.device import resolve_device
 from trainer.errors import UserError
@@ -62,9 +61,9 @@ def check_model_fits_data(model, objective, splits, device):
 
 def build_run(cfg, device):
     """Data, model and objective for a config; shared by training and evaluation."""
-    splits = instantiate(cfg.data.source, seed=cfg.seed)
-    model = instantiate(cfg.model).to(device)
-    objective = instantiate(cfg.loss).to(device)
+    splits = build(cfg.data.source, "data", seed=cfg.seed)
+    model = build(cfg.model, "model").to(device)
+    objective = build(cfg.loss, "loss").to(device)
     check_model_fits_data(model, objective, splits, device)
     return splits, model, objective
 

@@ -1,0 +1,95 @@
+"""The seeds' mathematics of the losses, checked against torch, and every loss option's plumbing."""
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+
+from tests.conftest import compose_config, options
+from trainer.errors import UserError
+from trainer.losses import Objective
+
+
+@pytest.fixture
+def batch():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 10, generator=generator, dtype=torch.float64)
+    labels = torch.tensor([1, 0, 9, 3, 3])
+    return logits, labels
+
+
+def grad_of(loss_fn, logits, labels):
+    x = logits.clone().requires_grad_(True)
+    loss = loss_fn(x, labels)
+    loss.backward()
+    return loss.detach(), x.grad
+
+
+def test_ce_equals_log_softmax_plus_nll_and_the_formula_in_value_and_gradient(batch):
+    logits, labels = batch
+    formula = lambda x, y: (-x[torch.arange(len(y)), y] + torch.logsumexp(x, dim=1)).mean()  # -x[y] + log sum exp x
+    ce_loss, ce_grad = grad_of(nn.CrossEntropyLoss(), logits, labels)
+    for other in (lambda x, y: nn.NLLLoss()(nn.LogSoftmax(dim=1)(x), y), formula):
+        loss, grad = grad_of(other, logits, labels)
+        torch.testing.assert_close(loss, ce_loss)
+        torch.testing.assert_close(grad, ce_grad)
+
+
+def test_single_sample_ce_matches_the_seed_formula_by_hand():
+    x = torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64)
+    by_hand = -2.0 + torch.log(torch.exp(torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)).sum())
+    torch.testing.assert_close(nn.CrossEntropyLoss()(x, torch.tensor([1])), by_hand)
+
+
+def test_ce_gradient_wrt_logits_is_softmax_minus_onehot(batch):
+    logits, labels = batch
+    _, grad = grad_of(lambda x, y: F.cross_entropy(x, y, reduction="sum"), logits, labels)
+    torch.testing.assert_close(grad, logits.softmax(dim=1) - F.one_hot(labels, 10).double())
+    # with the default mean reduction the gradient is the same, divided by the batch size
+    _, grad_mean = grad_of(F.cross_entropy, logits, labels)
+    torch.testing.assert_close(grad_mean, grad / len(labels))
+
+
+def test_batch_loss_is_the_mean_of_per_sample_losses(batch):
+    logits, labels = batch
+    per_sample = [F.cross_entropy(logits[i : i + 1], labels[i : i + 1]) for i in range(len(labels))]
+    torch.testing.assert_close(F.cross_entropy(logits, labels), torch.stack(per_sample).mean())
+
+
+def test_bce_on_sigmoid_equals_bce_logits(batch):
+    logits, labels = batch
+    bce = instantiate(compose_config(["loss=bce"]).loss)
+    bce_logits = instantiate(compose_config(["loss=bce_logits"]).loss)
+    bce_value, bce_grad = grad_of(bce, logits, labels)
+    logits_value, logits_grad = grad_of(bce_logits, logits, labels)
+    torch.testing.assert_close(bce_value, logits_value)
+    torch.testing.assert_close(bce_grad, logits_grad)
+    by_hand = F.binary_cross_entropy(logits.sigmoid(), F.one_hot(labels, 10).double())
+    torch.testing.assert_close(bce_value, by_hand)
+
+
+def test_kl_div_to_a_onehot_target_equals_cross_entropy(batch):
+    logits, labels = batch
+    kl = instantiate(compose_config(["loss=kl_div"]).loss)
+    torch.testing.assert_close(kl(logits, labels), F.cross_entropy(logits, labels))
+
+
+def test_mse_compares_softmax_probabilities_with_onehot_targets(batch):
+    logits, labels = batch
+    mse = instantiate(compose_config(["loss=mse"]).loss)
+    expected = ((logits.softmax(dim=1) - F.one_hot(labels, 10)) ** 2).mean()
+    torch.testing.assert_close(mse(logits, labels), expected)
+
+
+@pytest.mark.parametrize("option", options("loss"))
+def test_every_loss_option_gives_a_finite_scalar_with_gradients(option, batch):
+    logits, labels = batch
+    objective = instantiate(compose_config([f"loss={option}"]).loss)
+    loss, grad = grad_of(objective, logits.float(), labels)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    assert grad.abs().sum() > 0
+
+
+def test_unknown_input_conversion_names_the_key():
+    with pytest.raises(UserError, match=r"loss.input=tanh .* identity, log_softmax, sigmoid, softmax"):
+        Objective(nn.MSELoss(), "tanh", "onehot", 10)
