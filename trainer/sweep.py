@@ -234,6 +234,7 @@ def plot_curves(jobs, path):
     """Validation loss and accuracy per epoch of every finished job, one colour per label (runs that differ only
     by seed share a colour when the sweep varies the seed). Returns False when no job has a history."""
     from matplotlib.figure import Figure  # a bare Figure needs no pyplot backend: works headless
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     with_history = [job for job in jobs if job.metrics.get("history")]
     if not with_history:
@@ -256,10 +257,14 @@ def plot_curves(jobs, path):
     losses = [row["loss/val"] for job in with_history for row in job.metrics["history"]]
     if all(value > 0 and math.isfinite(value) for value in losses):
         loss_ax.set_yscale("log")  # different losses live on different scales
+        plain = FuncFormatter(lambda value, _: f"{value:g}")
+        loss_ax.yaxis.set_major_formatter(plain)
+        loss_ax.yaxis.set_minor_formatter(plain)
     loss_ax.set(title="validation loss", xlabel="epoch", ylabel="loss")
     acc_ax.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = acc_ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))  # one legend entry per colour
     ordered = [name for name in names if name in unique]
