@@ -66,7 +66,7 @@ def write_status(run_dir, wall_time_s, error=None):
 
 @dataclass
 class Job:
-    path: Path
+    name: str                        # the job dir, relative to the sweep dir
     num: int
     overrides: list
     status: str                      # done | failed | unfinished (no status.json: still running or interrupted)
@@ -88,9 +88,9 @@ def _job_num(job_dir):
     return 1 << 30  # unknown: after the numbered jobs
 
 
-def read_job(job_dir):
+def read_job(job_dir, sweep_dir):
     status = _read_json(job_dir / "status.json")
-    return Job(path=job_dir, num=_job_num(job_dir),
+    return Job(name=str(job_dir.relative_to(sweep_dir)), num=_job_num(job_dir),
                overrides=[str(o) for o in yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []],
                status=status.get("status", "unfinished"), error=status.get("error"),
                wall_time_s=status.get("wall_time_s"), metrics=_read_json(job_dir / "metrics.json"))
@@ -100,7 +100,7 @@ def read_jobs(sweep_dir):
     """Every job dir under the sweep dir (a folder with .hydra/overrides.yaml), in launch order."""
     sweep_dir = Path(sweep_dir)
     dirs = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml") if p.parent.parent != sweep_dir}
-    return sorted((read_job(d) for d in dirs), key=lambda job: (job.num, str(job.path)))
+    return sorted((read_job(d, sweep_dir) for d in dirs), key=lambda job: (job.num, job.name))
 
 
 # --- labels: what differs between jobs ----------------------------------------------------------------------
@@ -222,7 +222,7 @@ def summary_csv(jobs):
     writer.writerow(["rank", "job_dir", "overrides", "group", "status", "error",
                      *(key for key, _, _ in METRIC_COLUMNS), "wall_time_s"])
     for rank, job in enumerate(ranked(jobs), start=1):
-        writer.writerow([rank, job.path.name, " ".join(job.overrides), label(job, common, drop_keys=("seed",)),
+        writer.writerow([rank, job.name, " ".join(job.overrides), label(job, common, drop_keys=("seed",)),
                          job.status, job.error or "", *(job.metrics.get(key, "") for key, _, _ in METRIC_COLUMNS),
                          "" if job.wall_time_s is None else job.wall_time_s])
     return out.getvalue()
@@ -234,7 +234,7 @@ def plot_curves(jobs, path):
     """Validation loss and accuracy per epoch of every finished job, one colour per label (runs that differ only
     by seed share a colour when the sweep varies the seed). Returns False when no job has a history."""
     from matplotlib.figure import Figure  # a bare Figure needs no pyplot backend: works headless
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     with_history = [job for job in jobs if job.metrics.get("history")]
     if not with_history:
@@ -257,9 +257,9 @@ def plot_curves(jobs, path):
     losses = [row["loss/val"] for job in with_history for row in job.metrics["history"]]
     if all(value > 0 and math.isfinite(value) for value in losses):
         loss_ax.set_yscale("log")  # different losses live on different scales
-        plain = FuncFormatter(lambda value, _: f"{value:g}")
-        loss_ax.yaxis.set_major_formatter(plain)
-        loss_ax.yaxis.set_minor_formatter(plain)
+        loss_ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.1 0.2 0.5 1 2 5: readable
+        loss_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        loss_ax.yaxis.set_minor_formatter(NullFormatter())
     loss_ax.set(title="validation loss", xlabel="epoch", ylabel="loss")
     acc_ax.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
     for ax in (loss_ax, acc_ax):
@@ -297,7 +297,8 @@ class SummaryCallback(Callback):
     def on_multirun_end(self, config, **kwargs):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         text, jobs = summarize(sweep_dir)
-        print("\n" + text + f"\nwritten: {sweep_dir / 'summary.md'}, summary.csv, curves.png", flush=True)
+        written = [name for name in ("summary.md", "summary.csv", "curves.png") if (sweep_dir / name).is_file()]
+        print(f"\n{text}\nwritten in {sweep_dir}: {', '.join(written)}", flush=True)
         failed = [job for job in jobs if job.status == "failed"]
         if failed:
             sys.exit(f"error: {len(failed)} of {len(jobs)} jobs failed: see {sweep_dir / 'summary.md'}")
