@@ -99,7 +99,8 @@ def read_job(job_dir, sweep_dir):
 def read_jobs(sweep_dir):
     """Every job dir under the sweep dir (a folder with .hydra/overrides.yaml), in launch order."""
     sweep_dir = Path(sweep_dir)
-    dirs = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml") if p.parent.parent != sweep_dir}
+    # the sweep dir itself is a job dir when a job has no overrides (hydra.sweep.subdir is then empty)
+    dirs = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")}
     return sorted((read_job(d, sweep_dir) for d in dirs), key=lambda job: (job.num, job.name))
 
 

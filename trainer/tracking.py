@@ -7,6 +7,8 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from trainer.sweep import override_key
+
 # Shown in TensorBoard's HParams tab for every run, besides the chosen config-group options and whatever the
 # command line overrides.
 HPARAM_KEYS = ("optimizer.lr", "data.batch_size", "trainer.epochs", "seed")
@@ -38,10 +40,9 @@ class Tracker:
 def run_hparams(cfg, choices=None, overrides=()):
     """{name: value} for the HParams tab: the option chosen in each config group (`choices`, e.g.
     {"loss": "ce"}), the usual knobs (HPARAM_KEYS) and every key the command line overrode. Values are
-    numbers, booleans or strings, which is all TensorBoard accepts."""
+    numbers or strings, which TensorBoard accepts (anything else, lists included, is written as a string)."""
     values = {group: str(option) for group, option in (choices or {}).items() if not group.startswith("hydra")}
-    keys = list(HPARAM_KEYS)
-    keys += [o.split("=", 1)[0].lstrip("+~") for o in overrides if o.split("=", 1)[0].lstrip("+~") not in values]
+    keys = list(HPARAM_KEYS) + [override_key(o) for o in overrides if override_key(o) not in values]
     for key in keys:
         value = OmegaConf.select(cfg, key, default=None)
         if OmegaConf.is_config(value):
@@ -84,9 +85,11 @@ def confusion_figure(confusion, title):
         ax.set_xticks(range(classes))
         ax.set_yticks(range(classes))
         threshold = confusion.max().item() / 2
-        for (i, j), count in zip(((i, j) for i in range(classes) for j in range(classes)), confusion.flatten().tolist()):
-            ax.text(j, i, count, ha="center", va="center", fontsize=8,
-                    color="white" if count > threshold else "black")
+        for i in range(classes):
+            for j in range(classes):
+                count = int(confusion[i, j])
+                ax.text(j, i, count, ha="center", va="center", fontsize=8,
+                        color="white" if count > threshold else "black")
     return figure
 
 

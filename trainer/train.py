@@ -125,7 +125,7 @@ def train(cfg, run_dir):
         tracker.scalars(final, epochs)
         if "confusion" in test:
             tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), epochs)
-        tracker.hparams(job_hparams(cfg), final)
+        tracker.hparams(job_hparams(cfg), list(final))
     finally:
         tracker.close()
     metrics = {"test/acc": test["acc"], "test/loss": test["loss"], "best/val_acc": best["val_acc"],
