@@ -1,6 +1,7 @@
 """The `train` command: compose the config with Hydra, run, and turn user mistakes into one sentence."""
 import logging
 import sys
+import time
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -8,6 +9,7 @@ from hydra.types import RunMode
 
 from trainer.config import config_dir
 from trainer.errors import UserError
+from trainer.sweep import write_status  # also registers the ${unique_dir:} resolver before Hydra composes
 
 log = logging.getLogger("trainer")
 
@@ -17,11 +19,20 @@ def main(cfg):
     from trainer.train import train  # imported here so `train --help` does not wait for torch
 
     hydra_cfg = HydraConfig.get()
+    run_dir = hydra_cfg.runtime.output_dir
+    started = time.perf_counter()
     try:
-        metrics = train(cfg, hydra_cfg.runtime.output_dir)
-    except UserError as error:
+        metrics = train(cfg, run_dir)
+    except Exception as error:
+        write_status(run_dir, time.perf_counter() - started, error)
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            raise  # the sweep records the failed job and goes on with the others
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+            # record and go on: the other jobs still run, the summary marks this one failed and the sweep exits 1
+            log.error(f"job failed ({' '.join(hydra_cfg.overrides.task)}): {error}",
+                      exc_info=not isinstance(error, UserError))
+            return None
+        if isinstance(error, UserError):
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        raise
+    write_status(run_dir, time.perf_counter() - started)
     return metrics.get("best/val_acc", metrics.get("test/acc"))  # what a sweeper (e.g. Optuna) maximises

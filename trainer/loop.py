@@ -5,22 +5,34 @@ from tqdm import tqdm
 
 
 class RunningMetrics:
-    """Sample-weighted loss and accuracy (argmax of the logits) over a pass, kept on the device."""
+    """Sample-weighted loss and accuracy (argmax of the logits) over a pass, kept on the device; with
+    `confusion=True` also the confusion matrix: confusion[true, predicted] counts samples."""
 
-    def __init__(self, device):
+    def __init__(self, device, confusion=False):
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), dtype=torch.long, device=device)
         self.count = 0
+        self.track_confusion, self.confusion = confusion, None
 
     def update(self, loss, logits, labels):
         n = labels.shape[0]
+        predicted = logits.argmax(dim=1)
         self.loss_sum += loss.detach() * n  # the batch loss is the mean of its per-sample losses
-        self.correct += (logits.argmax(dim=1) == labels).sum()
+        self.correct += (predicted == labels).sum()
         self.count += n
+        if self.track_confusion:
+            classes = self.classes = logits.shape[1]
+            if self.confusion is None:
+                self.confusion = torch.zeros(classes * classes, dtype=torch.long, device=labels.device)
+            # one bincount per batch on the device: the pair (true, predicted) as the flat index true * C + predicted
+            self.confusion += torch.bincount(labels * classes + predicted, minlength=classes * classes)
 
     def compute(self):
         count = max(self.count, 1)
-        return {"loss": self.loss_sum.item() / count, "acc": self.correct.item() / count}
+        result = {"loss": self.loss_sum.item() / count, "acc": self.correct.item() / count}
+        if self.confusion is not None:
+            result["confusion"] = self.confusion.view(self.classes, self.classes).cpu()
+        return result
 
 
 def optimizer_step(model, objective, optimizer, x, y):
@@ -64,9 +76,9 @@ def train_one_epoch(model, objective, optimizer, loader, device, schedule, on_st
 
 @torch.inference_mode()
 def evaluate(model, objective, loader, device, progress, desc):
-    """Returns {"loss", "acc"} over the loader, with the model in eval mode and no autograd."""
+    """Returns {"loss", "acc", "confusion"} over the loader, with the model in eval mode and no autograd."""
     model.eval()
-    metrics = RunningMetrics(device)
+    metrics = RunningMetrics(device, confusion=True)
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(x)

@@ -1,8 +1,17 @@
-"""What a run records: TensorBoard scalars in the run dir, and metrics.json at the end."""
+"""What a run records: TensorBoard scalars, hyperparameters and a confusion matrix in the run dir, and
+metrics.json at the end."""
 import json
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+from trainer.sweep import override_key
+
+# Shown in TensorBoard's HParams tab for every run, besides the chosen config-group options and whatever the
+# command line overrides.
+HPARAM_KEYS = ("optimizer.lr", "data.batch_size", "trainer.epochs", "seed")
 
 
 class Tracker:
@@ -14,8 +23,74 @@ class Tracker:
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
 
+    def figure(self, tag, figure, step):
+        self.writer.add_figure(tag, figure, step, close=True)
+
+    def hparams(self, values, metric_tags):
+        """Record the run's hyperparameters for the HParams tab, next to scalars already logged under
+        `metric_tags`. Written into this run's own event file (SummaryWriter.add_hparams would open a new
+        timestamped sub-run), so TensorBoard shows one run per job, named by its folder."""
+        for summary in hparams_summaries(values, {tag: 0.0 for tag in metric_tags}):
+            self.writer.file_writer.add_summary(summary)
+
     def close(self):
         self.writer.close()
+
+
+def run_hparams(cfg, choices=None, overrides=()):
+    """{name: value} for the HParams tab: the option chosen in each config group (`choices`, e.g.
+    {"loss": "ce"}), the usual knobs (HPARAM_KEYS) and every key the command line overrode. Values are
+    numbers or strings, which TensorBoard accepts (anything else, lists included, is written as a string)."""
+    values = {group: str(option) for group, option in (choices or {}).items() if not group.startswith("hydra")}
+    keys = list(HPARAM_KEYS) + [override_key(o) for o in overrides if override_key(o) not in values]
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=None)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        # torch stores a bool as 0/1; a string reads better in the table
+        values[key] = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
+    return values
+
+
+def job_hparams(cfg):
+    """run_hparams of the running Hydra job; without Hydra (train() called directly) no choices or overrides."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return run_hparams(cfg)
+    job = HydraConfig.get()
+    return run_hparams(cfg, job.runtime.choices, job.overrides.task)
+
+
+def per_class_accuracy(confusion):
+    """Fraction of each class's samples predicted as that class (the recall), from confusion[true, predicted];
+    None for a class the split has no sample of."""
+    totals = confusion.sum(dim=1).tolist()
+    return [None if total == 0 else confusion[i, i].item() / total for i, total in enumerate(totals)]
+
+
+def confusion_figure(confusion, title):
+    """The confusion matrix as a heat map, rows = true class, columns = predicted class, counts written in
+    the cells when there are few enough classes to read them."""
+    from matplotlib.figure import Figure  # a bare Figure needs no pyplot backend: works headless
+
+    classes = confusion.shape[0]
+    size = min(3 + 0.45 * classes, 12)
+    figure = Figure(figsize=(size, size * 0.85), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(confusion.numpy(), cmap="Blues")
+    figure.colorbar(image, ax=ax, shrink=0.8)
+    ax.set(title=title, xlabel="predicted class", ylabel="true class")
+    if classes <= 20:
+        ax.set_xticks(range(classes))
+        ax.set_yticks(range(classes))
+        threshold = confusion.max().item() / 2
+        for i in range(classes):
+            for j in range(classes):
+                count = int(confusion[i, j])
+                ax.text(j, i, count, ha="center", va="center", fontsize=8,
+                        color="white" if count > threshold else "black")
+    return figure
 
 
 def write_json(data, path):

@@ -1,5 +1,7 @@
 """A run, top to bottom: check the config, build data, model, loss and optimizer, fit, test the best checkpoint."""
+import math
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from trainer.device import resolve_device
 from trainer.errors import UserError
 from trainer.loop import evaluate, train_one_epoch
 from trainer.optim import build_optimizer, build_schedule, current_lr
-from trainer.tracking import Tracker, write_json
+from trainer.tracking import Tracker, confusion_figure, job_hparams, per_class_accuracy, write_json
 
 
 def seed_everything(seed):
@@ -73,6 +75,7 @@ def train(cfg, run_dir):
     validate(cfg)
     if cfg.mode == "eval":
         return evaluate_checkpoint(cfg, run_dir)
+    started = time.perf_counter()
     run_dir = Path(run_dir)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.trainer.device)
@@ -93,6 +96,9 @@ def train(cfg, run_dir):
             lr = current_lr(optimizer)
             fit = train_one_epoch(model, objective, optimizer, loaders.train, device, schedule, on_step,
                                   cfg.trainer.log_every_n_steps, cfg.trainer.progress, f"epoch {epoch}/{epochs} train")
+            if not math.isfinite(fit["loss"]):
+                raise UserError(f"the training loss became {fit['loss']} in epoch {epoch}: lower optimizer.lr "
+                                f"(now {lr:g}) or pick another loss")
             # validate
             val = evaluate(model, objective, loaders.val, device, cfg.trainer.progress, f"epoch {epoch}/{epochs} val")
             epoch_metrics = {"loss/train": fit["loss"], "acc/train": fit["acc"], "loss/val": val["loss"],
@@ -114,12 +120,17 @@ def train(cfg, run_dir):
         # test the best checkpoint
         model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
         test = evaluate(model, objective, loaders.test, device, cfg.trainer.progress, "test")
-        tracker.scalars({"loss/test": test["loss"], "acc/test": test["acc"]}, epochs)
+        final = {"loss/test": test["loss"], "acc/test": test["acc"], "best/val_acc": best["val_acc"]}
+        tracker.scalars(final, epochs)
+        if "confusion" in test:
+            tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), epochs)
+        tracker.hparams(job_hparams(cfg), list(final))
     finally:
         tracker.close()
     metrics = {"test/acc": test["acc"], "test/loss": test["loss"], "best/val_acc": best["val_acc"],
                "best/epoch": best["epoch"], "epochs": epochs, "train/loss": history[-1]["loss/train"],
-               "history": history}
+               "test/per_class_acc": per_class_accuracy(test["confusion"]) if "confusion" in test else [],
+               "wall_time_s": round(time.perf_counter() - started, 3), "history": history}
     write_json(metrics, run_dir / "metrics.json")
     print(f"test acc {test['acc']:.4f}  loss {test['loss']:.4f}  (best val acc {best['val_acc']:.4f} "
           f"at epoch {best['epoch']})  -> {run_dir}")
