@@ -67,5 +67,5 @@ def test_a_run_logs_hparams_and_a_confusion_image_and_writes_per_class_accuracy(
 
 
 def test_a_loss_that_stops_being_a_number_stops_the_run_with_one_sentence(cfg_factory, tmp_path):
-    with pytest.raises(UserError, match=r"^the training loss became nan in epoch 1: lower optimizer.lr"):
+    with pytest.raises(UserError, match=r"^the training loss became nan in epoch 1 by step \d+ of \d+ \(learning rate 1e\+30\): lower optimizer.lr"):
         train(cfg_factory(*TINY, "optimizer=sgd", "optimizer.lr=1e30"), tmp_path)

@@ -9,6 +9,7 @@ from hydra.types import RunMode
 
 from trainer.config import config_dir
 from trainer.errors import UserError
+from trainer.interrupt import Interrupted
 from trainer.sweep import write_status  # also registers the ${unique_dir:} resolver before Hydra composes
 
 log = logging.getLogger("trainer")
@@ -23,6 +24,11 @@ def main(cfg):
     started = time.perf_counter()
     try:
         metrics = train(cfg, run_dir)
+    except Interrupted as stop:
+        # even in a sweep: the user (or the scheduler) wants the whole process to stop
+        write_status(run_dir, time.perf_counter() - started, stop)
+        print(stop, file=sys.stderr)
+        sys.exit(stop.exit_code)
     except Exception as error:
         write_status(run_dir, time.perf_counter() - started, error)
         if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -3,6 +3,7 @@
 A data config's `source` builds a `Splits` of three datasets. Tensors that already sit in memory are served by
 `TensorLoader` (one indexing op per batch, no per-sample Python loop); anything else by a torch DataLoader.
 """
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -90,14 +91,18 @@ class TensorLoader:
         return -(-len(self.tensors[0]) // self.batch_size)
 
     def __iter__(self):
+        return self.batches()
+
+    def batches(self, skip=0):
         n = len(self.tensors[0])
+        starts = range(skip * self.batch_size, n, self.batch_size)
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, self.batch_size):
+            for start in starts:
                 idx = order[start:start + self.batch_size]
                 yield tuple(t[idx] for t in self.tensors)
         else:
-            for start in range(0, n, self.batch_size):
+            for start in starts:
                 yield tuple(t[start:start + self.batch_size] for t in self.tensors)
 
 
@@ -110,6 +115,18 @@ def make_loader(dataset, batch_size, shuffle, num_workers, seed, pin_memory=Fals
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=generator,
         pin_memory=pin_memory, persistent_workers=num_workers > 0,
     )
+
+
+def epoch_batches(loader, seed, epoch, skip=0):
+    """The loader's batches for `epoch`, leaving out the first `skip` (those a run interrupted mid-epoch already
+    trained on). The shuffle order depends only on (seed, epoch), not on what ran before, so a resumed run sees
+    exactly the batches an uninterrupted one would."""
+    generator = getattr(loader, "generator", None)
+    if generator is not None:
+        generator.manual_seed(seed * 100_003 + epoch)
+    if isinstance(loader, TensorLoader):
+        return loader.batches(skip)
+    return itertools.islice(loader, skip, None)  # a DataLoader still loads the skipped batches, once
 
 
 def labels_of(dataset):

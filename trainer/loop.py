@@ -1,5 +1,7 @@
 """One epoch of training and one pass of evaluation. Metrics are summed on the device and read back only
 every `log_every` steps and at the end, because every `.item()` waits for the device to finish."""
+import math
+
 import torch
 from tqdm import tqdm
 
@@ -26,6 +28,15 @@ class RunningMetrics:
                 self.confusion = torch.zeros(classes * classes, dtype=torch.long, device=labels.device)
             # one bincount per batch on the device: the pair (true, predicted) as the flat index true * C + predicted
             self.confusion += torch.bincount(labels * classes + predicted, minlength=classes * classes)
+
+    def state_dict(self):
+        # a run interrupted mid-epoch resumes with the sums of the steps it had done
+        return {"loss_sum": self.loss_sum.cpu(), "correct": self.correct.cpu(), "count": self.count}
+
+    def load_state_dict(self, state):
+        self.loss_sum.copy_(state["loss_sum"])
+        self.correct.copy_(state["correct"])
+        self.count = state["count"]
 
     def compute(self):
         count = max(self.count, 1)
@@ -55,23 +66,37 @@ def optimizer_step(model, objective, optimizer, x, y):
     return first["loss"], first["logits"]
 
 
-def train_one_epoch(model, objective, optimizer, loader, device, schedule, on_step, log_every, progress, desc):
-    """Returns the epoch's {"loss", "acc"}. `on_step(step, loss_value)` is called every `log_every` steps."""
+class NonFiniteLoss(Exception):
+    def __init__(self, step, value):
+        super().__init__(f"loss {value} at step {step}")
+        self.step, self.value = step, value
+
+
+def train_one_epoch(model, objective, optimizer, batches, device, schedule, metrics, on_step, log_every, stop, bar):
+    """Train on `batches`, adding to `metrics`; `bar` says how the progress bar starts (tqdm's desc, total,
+    initial). Returns the epoch's step count reached: less than the total when `stop` was requested.
+    `on_step(step, loss_value)` is called every `log_every` steps, where the loss is read back anyway."""
     model.train()
-    metrics = RunningMetrics(device)
-    bar = tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
-    for step, (x, y) in enumerate(bar, start=1):
+    step = bar.get("initial", 0)
+    progress = tqdm(batches, leave=False, dynamic_ncols=True, **bar)
+    for x, y in progress:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         # forward backward update
         loss, logits = optimizer_step(model, objective, optimizer, x, y)
         schedule.after_batch()
         metrics.update(loss, logits, y)
+        step += 1
         # log: a sync point, so only every log_every steps
         if step % log_every == 0:
             value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLoss(step, value)
             on_step(step, value)
-            bar.set_postfix(loss=f"{value:.4f}", acc=f"{metrics.correct.item() / metrics.count:.3f}")
-    return metrics.compute()
+            progress.set_postfix(loss=f"{value:.4f}", acc=f"{metrics.correct.item() / metrics.count:.3f}")
+        if stop.requested():
+            break
+    progress.close()
+    return step
 
 
 @torch.inference_mode()

@@ -31,7 +31,7 @@ class SmallCNN(nn.Module):
     by kernel_size // 2 otherwise, so 8x8 digits survive two poolings.
     """
 
-    def __init__(self, in_shape, num_classes, channels=(64, 30), kernel_size=5, hidden=128, padding="auto"):
+    def __init__(self, in_shape, num_classes, channels=(64, 30), kernel_size=5, hidden=128, padding="auto", dropout=0.0):
         super().__init__()
         if len(in_shape) != 3:
             raise UserError(
@@ -50,7 +50,8 @@ class SmallCNN(nn.Module):
             raise UserError(f"data.shape={list(in_shape)} is too small for model=small_cnn: set model.padding=2")
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(in_channels * size[0] * size[1], hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+            nn.Flatten(), nn.Linear(in_channels * size[0] * size[1], hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x):
@@ -58,13 +59,14 @@ class SmallCNN(nn.Module):
 
 
 class MLP(nn.Module):
-    """Flatten -> [Linear -> activation] per hidden size -> Linear to classes. No hidden size: a perceptron."""
+    """Flatten -> [Linear -> activation -> dropout] per hidden size -> Linear to classes.
+    No hidden size: a perceptron."""
 
-    def __init__(self, in_shape, num_classes, hidden=(128,), activation="relu"):
+    def __init__(self, in_shape, num_classes, hidden=(128,), activation="relu", dropout=0.0):
         super().__init__()
         layers, width = [nn.Flatten()], int(torch.tensor(list(in_shape)).prod())
         for size in hidden:
-            layers += [nn.Linear(width, size), make_activation(activation)]
+            layers += [nn.Linear(width, size), make_activation(activation), nn.Dropout(dropout)]
             width = size
         layers.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)

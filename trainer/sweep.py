@@ -55,8 +55,10 @@ def first_line(error):
 
 
 def write_status(run_dir, wall_time_s, error=None):
-    """status.json: done, or failed with the error's first line; the summary reads it for every job."""
-    status = {"status": "done" if error is None else "failed", "wall_time_s": round(wall_time_s, 3),
+    """status.json: done, or failed (interrupted, for a stop by a signal) with the error's first line; the
+    summary reads it for every job."""
+    status = {"status": "done" if error is None else getattr(error, "status", "failed"),
+              "wall_time_s": round(wall_time_s, 3),
               "error": None if error is None else first_line(error),
               "error_type": None if error is None else type(error).__name__}
     Path(run_dir, "status.json").write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")

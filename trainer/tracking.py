@@ -15,9 +15,9 @@ HPARAM_KEYS = ("optimizer.lr", "data.batch_size", "trainer.epochs", "seed")
 
 
 class Tracker:
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, purge_step=None):
         self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir))
+        self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
 
     def scalars(self, values, step):
         for name, value in values.items():

@@ -11,10 +11,11 @@ from omegaconf import OmegaConf
 
 from trainer import checkpoint
 from trainer.config import build, validate
-from trainer.data import Splits, labels_of, make_loader
+from trainer.data import Splits, epoch_batches, labels_of, make_loader
 from trainer.device import resolve_device
 from trainer.errors import UserError
-from trainer.loop import evaluate, train_one_epoch
+from trainer.interrupt import Interrupted, StopOnSignal
+from trainer.loop import NonFiniteLoss, RunningMetrics, evaluate, train_one_epoch
 from trainer.optim import build_optimizer, build_schedule, current_lr
 from trainer.tracking import Tracker, confusion_figure, job_hparams, per_class_accuracy, write_json
 
@@ -70,71 +71,174 @@ def build_run(cfg, device):
     return splits, model, objective
 
 
+def fresh_progress():
+    """Where a run stands; saved in every checkpoint so a resumed run carries on from exactly there."""
+    return {"epoch": 0, "step": 0, "global_step": 0, "partial": None, "best": {"val_acc": -1.0, "epoch": 0},
+            "history": []}
+
+
+def checkpoint_state(model, optimizer, schedule, progress, config):
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
+            "epoch": progress["epoch"], "global_step": progress["global_step"], "best": progress["best"],
+            "progress": progress, "rng": checkpoint.rng_state(), "config": config, "versions": checkpoint.versions()}
+
+
+RESUMABLE_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "seed")
+
+
+def differences(old, new, prefix=""):
+    """Dotted keys whose values differ between two plain config containers."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def check_resumable(stored, current, ckpt_path):
+    """Refuse to continue a checkpoint with another model, data, loss, optimizer, schedule or seed."""
+    changed = [d for section in RESUMABLE_SECTIONS for d in differences(stored.get(section), current.get(section),
+                                                                         f"{section}.")]
+    if changed:
+        key, old, new = changed[0]
+        raise UserError(
+            f"ckpt_path={ckpt_path} was trained with {key}={old}, not {new}: resume with the run's own overrides "
+            f"(its .hydra/overrides.yaml); only trainer.* keys such as trainer.epochs may change"
+        )
+
+
+def refuse_to_overwrite(run_dir):
+    if any((run_dir / "checkpoints").glob("*.pt")):
+        raise UserError(
+            f"{run_dir} already holds a run's checkpoints: resume it with ckpt_path={run_dir}/checkpoints/last.pt, "
+            "or give this run its own folder (hydra.run.dir=...)"
+        )
+
+
+def restore(state, model, optimizer, schedule, ckpt_path):
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise UserError(f"ckpt_path={ckpt_path} does not fit this model and optimizer ({first})") from None
+    schedule.load_state_dict(state["scheduler"])
+    checkpoint.restore_rng(state["rng"])  # last: building the model above consumed random numbers
+    return state["progress"]
+
+
 def train(cfg, run_dir):
-    """Train, validate every epoch, keep last.pt and best.pt, test best.pt; returns the final metrics."""
+    """Train (or resume from ckpt_path), validate every epoch, keep last.pt and best.pt, test best.pt;
+    returns the final metrics."""
     validate(cfg)
     if cfg.mode == "eval":
         return evaluate_checkpoint(cfg, run_dir)
     started = time.perf_counter()
-    run_dir = Path(run_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
+    if resume is not None:
+        check_resumable(resume["config"], config, cfg.ckpt_path)
+        run_dir = Path(cfg.ckpt_path).resolve().parent.parent  # the same run dir, so the same TensorBoard run
+    else:
+        run_dir = Path(run_dir)
+        refuse_to_overwrite(run_dir)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.trainer.device)
     splits, model, objective = build_run(cfg, device)
     loaders = build_loaders(splits, cfg.data, cfg.seed, device)
     optimizer = build_optimizer(cfg.optimizer, model)
-    epochs = cfg.trainer.epochs
-    schedule = build_schedule(cfg.scheduler, optimizer, len(loaders.train), epochs)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker = Tracker(run_dir)
-    best = {"val_acc": -1.0, "epoch": 0}
-    history = []
+    schedule = build_schedule(cfg.scheduler, optimizer, len(loaders.train), cfg.trainer.epochs)
+    progress = fresh_progress() if resume is None else restore(resume, model, optimizer, schedule, cfg.ckpt_path)
+    # on resume, hide whatever the interrupted process logged after its last checkpoint
+    tracker = Tracker(run_dir, purge_step=progress["global_step"] if resume is not None else None)
     try:
-        for epoch in range(1, epochs + 1):
-            steps_before = (epoch - 1) * len(loaders.train)
-            on_step = lambda step, value: tracker.scalars({"loss/train_step": value}, steps_before + step)
-            # train
-            lr = current_lr(optimizer)
-            fit = train_one_epoch(model, objective, optimizer, loaders.train, device, schedule, on_step,
-                                  cfg.trainer.log_every_n_steps, cfg.trainer.progress, f"epoch {epoch}/{epochs} train")
-            if not math.isfinite(fit["loss"]):
-                raise UserError(f"the training loss became {fit['loss']} in epoch {epoch}: lower optimizer.lr "
-                                f"(now {lr:g}) or pick another loss")
-            # validate
-            val = evaluate(model, objective, loaders.val, device, cfg.trainer.progress, f"epoch {epoch}/{epochs} val")
-            epoch_metrics = {"loss/train": fit["loss"], "acc/train": fit["acc"], "loss/val": val["loss"],
-                             "acc/val": val["acc"], "lr": lr}
-            tracker.scalars(epoch_metrics, epoch)
-            history.append({"epoch": epoch, **epoch_metrics})
-            schedule.after_epoch(epoch_metrics)
-            print(f"epoch {epoch}/{epochs}  train loss {fit['loss']:.4f} acc {fit['acc']:.4f}  "
-                  f"val loss {val['loss']:.4f} acc {val['acc']:.4f}  lr {lr:.3g}")
-            # checkpoint
-            improved = val["acc"] > best["val_acc"]
-            if improved:
-                best = {"val_acc": val["acc"], "epoch": epoch}
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": schedule.state_dict(), "epoch": epoch, "best": best, "config": resolved}
-            checkpoint.save(state, run_dir / "checkpoints" / "last.pt")
-            if improved:
-                checkpoint.save(state, run_dir / "checkpoints" / "best.pt")
-        # test the best checkpoint
-        model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
-        test = evaluate(model, objective, loaders.test, device, cfg.trainer.progress, "test")
-        final = {"loss/test": test["loss"], "acc/test": test["acc"], "best/val_acc": best["val_acc"]}
-        tracker.scalars(final, epochs)
-        if "confusion" in test:
-            tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), epochs)
-        tracker.hparams(job_hparams(cfg), list(final))
+        with StopOnSignal() as stop:
+            fit(cfg, run_dir, model, objective, optimizer, schedule, loaders, device, tracker, progress, config, stop)
+        test = test_best(cfg, run_dir, model, objective, loaders.test, device, tracker, progress)
+    except Exception as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        first = str(error).strip().splitlines()[0]
+        raise UserError(f"a DataLoader worker failed ({first}): run with data.num_workers=0 to see the error "
+                        "in the main process") from None
     finally:
         tracker.close()
+    best, history = progress["best"], progress["history"]
     metrics = {"test/acc": test["acc"], "test/loss": test["loss"], "best/val_acc": best["val_acc"],
-               "best/epoch": best["epoch"], "epochs": epochs, "train/loss": history[-1]["loss/train"],
-               "test/per_class_acc": per_class_accuracy(test["confusion"]) if "confusion" in test else [],
+               "best/epoch": best["epoch"], "epochs": cfg.trainer.epochs, "train/loss": history[-1]["loss/train"],
+               "test/per_class_acc": per_class_accuracy(test["confusion"]),
                "wall_time_s": round(time.perf_counter() - started, 3), "history": history}
     write_json(metrics, run_dir / "metrics.json")
     print(f"test acc {test['acc']:.4f}  loss {test['loss']:.4f}  (best val acc {best['val_acc']:.4f} "
           f"at epoch {best['epoch']})  -> {run_dir}")
     return metrics
+
+
+def fit(cfg, run_dir, model, objective, optimizer, schedule, loaders, device, tracker, progress, config, stop):
+    """The epochs from where `progress` stands to trainer.epochs; updates `progress` and the checkpoints."""
+    epochs, steps_per_epoch = cfg.trainer.epochs, len(loaders.train)
+    last, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    for epoch in range(progress["epoch"] + 1, epochs + 1):
+        steps_before = (epoch - 1) * steps_per_epoch
+        metrics = RunningMetrics(device)
+        if progress["partial"] is not None:
+            metrics.load_state_dict(progress["partial"])
+        lr = current_lr(optimizer)
+        # train
+        batches = epoch_batches(loaders.train, cfg.seed, epoch, skip=progress["step"])
+        bar = {"desc": f"epoch {epoch}/{epochs} train", "total": steps_per_epoch, "initial": progress["step"],
+               "disable": not cfg.trainer.progress}
+        on_step = lambda step, value: tracker.scalars({"loss/train_step": value}, steps_before + step)
+        try:
+            step = train_one_epoch(model, objective, optimizer, batches, device, schedule, metrics, on_step,
+                                   cfg.trainer.log_every_n_steps, stop, bar)
+            fit_metrics = metrics.compute()
+            if not math.isfinite(fit_metrics["loss"]):
+                raise NonFiniteLoss(step, fit_metrics["loss"])
+        except NonFiniteLoss as bad:
+            kept = f"{last} keeps epoch {progress['epoch']}" if last.exists() else "no checkpoint was written"
+            raise UserError(f"the training loss became {bad.value} in epoch {epoch} by step {bad.step} of "
+                            f"{steps_per_epoch} (learning rate {current_lr(optimizer):g}): lower optimizer.lr or "
+                            f"pick another loss; {kept}") from None
+        progress.update(step=step, global_step=steps_before + step)
+        if step < steps_per_epoch:  # a signal arrived mid-epoch: save where we are and stop
+            progress["partial"] = metrics.state_dict()
+            if checkpoint.weights_are_finite(model):
+                checkpoint.save(checkpoint_state(model, optimizer, schedule, progress, config), last)
+            raise Interrupted(stop.signum, last)
+        # validate
+        val = evaluate(model, objective, loaders.val, device, cfg.trainer.progress, f"epoch {epoch}/{epochs} val")
+        epoch_metrics = {"loss/train": fit_metrics["loss"], "acc/train": fit_metrics["acc"], "loss/val": val["loss"],
+                         "acc/val": val["acc"], "lr": lr}
+        tracker.scalars(epoch_metrics, epoch)
+        schedule.after_epoch(epoch_metrics)
+        print(f"epoch {epoch}/{epochs}  train loss {fit_metrics['loss']:.4f} acc {fit_metrics['acc']:.4f}  "
+              f"val loss {val['loss']:.4f} acc {val['acc']:.4f}  lr {lr:.3g}")
+        # checkpoint
+        improved = val["acc"] > progress["best"]["val_acc"]
+        if improved:
+            progress["best"] = {"val_acc": val["acc"], "epoch": epoch}
+        progress.update(epoch=epoch, step=0, partial=None, history=[*progress["history"], {"epoch": epoch,
+                                                                                           **epoch_metrics}])
+        if not checkpoint.weights_are_finite(model):
+            raise UserError(f"the weights stopped being finite numbers in epoch {epoch}: lower optimizer.lr; "
+                            f"{last} keeps epoch {epoch - 1}")
+        state = checkpoint_state(model, optimizer, schedule, progress, config)
+        checkpoint.save(state, last)
+        if improved:
+            checkpoint.save(state, best_path)
+        if stop.requested():
+            raise Interrupted(stop.signum, last)
+
+
+def test_best(cfg, run_dir, model, objective, loader, device, tracker, progress):
+    """Evaluate best.pt on the test split and log it with the run's hyperparameters."""
+    model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
+    test = evaluate(model, objective, loader, device, cfg.trainer.progress, "test")
+    final = {"loss/test": test["loss"], "acc/test": test["acc"], "best/val_acc": progress["best"]["val_acc"]}
+    tracker.scalars(final, cfg.trainer.epochs)
+    tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), cfg.trainer.epochs)
+    tracker.hparams(job_hparams(cfg), list(final))
+    return test
 
 
 def evaluate_checkpoint(cfg, run_dir):
