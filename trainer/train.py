@@ -5,17 +5,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from trainer import checkpoint
 from trainer.config import validate
-from trainer.data import Splits, labels_of, make_loader
+from trainer.data import Splits, labels_of, make_loader, resolve_num_classes
 from trainer.device import resolve_device
-from trainer.errors import UserError
+from trainer.errors import UserError, instantiate
 from trainer.loop import evaluate, train_one_epoch
 from trainer.optim import build_optimizer, build_schedule, current_lr
 from trainer.tracking import Tracker, write_json
+from trainer.transfer import cache_features, fine_tuning
 
 
 def seed_everything(seed):
@@ -63,6 +63,7 @@ def check_model_fits_data(model, objective, splits, device):
 def build_run(cfg, device):
     """Data, model and objective for a config; shared by training and evaluation."""
     splits = instantiate(cfg.data.source, seed=cfg.seed)
+    resolve_num_classes(cfg.data, splits)  # data.num_classes: null is read from the dataset before the model is built
     model = instantiate(cfg.model).to(device)
     objective = instantiate(cfg.loss).to(device)
     check_model_fits_data(model, objective, splits, device)
@@ -78,10 +79,13 @@ def train(cfg, run_dir):
     seed_everything(cfg.seed)
     device = resolve_device(cfg.trainer.device)
     splits, model, objective = build_run(cfg, device)
+    # a frozen backbone's features are computed once; `net` is then the head that trains on them, else the model
+    net, splits = cache_features(model, splits, cfg.data, device)
     loaders = build_loaders(splits, cfg.data, cfg.seed, device)
     optimizer = build_optimizer(cfg.optimizer, model)
     epochs = cfg.trainer.epochs
     schedule = build_schedule(cfg.scheduler, optimizer, len(loaders.train), epochs)
+    start_epoch = fine_tuning(model, optimizer, schedule, epochs)  # unfreezes a backbone at model.unfreeze_at_epoch
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracker = Tracker(run_dir)
     best = {"val_acc": -1.0, "epoch": 0}
@@ -91,11 +95,12 @@ def train(cfg, run_dir):
             steps_before = (epoch - 1) * len(loaders.train)
             on_step = lambda step, value: tracker.scalars({"loss/train_step": value}, steps_before + step)
             # train
+            start_epoch(epoch)
             lr = current_lr(optimizer)
-            fit = train_one_epoch(model, objective, optimizer, loaders.train, device, schedule, on_step,
+            fit = train_one_epoch(net, objective, optimizer, loaders.train, device, schedule, on_step,
                                   cfg.trainer.log_every_n_steps, cfg.trainer.progress, f"epoch {epoch}/{epochs} train")
             # validate
-            val = evaluate(model, objective, loaders.val, device, cfg.trainer.progress, f"epoch {epoch}/{epochs} val")
+            val = evaluate(net, objective, loaders.val, device, cfg.trainer.progress, f"epoch {epoch}/{epochs} val")
             epoch_metrics = {"loss/train": fit["loss"], "acc/train": fit["acc"], "loss/val": val["loss"],
                              "acc/val": val["acc"], "lr": lr}
             tracker.scalars(epoch_metrics, epoch)
@@ -114,7 +119,7 @@ def train(cfg, run_dir):
                 checkpoint.save(state, run_dir / "checkpoints" / "best.pt")
         # test the best checkpoint
         model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
-        test = evaluate(model, objective, loaders.test, device, cfg.trainer.progress, "test")
+        test = evaluate(net, objective, loaders.test, device, cfg.trainer.progress, "test")
         tracker.scalars({"loss/test": test["loss"], "acc/test": test["acc"]}, epochs)
     finally:
         tracker.close()
