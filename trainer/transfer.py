@@ -98,13 +98,13 @@ def load_network(arch, weights):
     if weights is None:
         return get_model(arch, weights=None), enum.DEFAULT
     name = str(weights)
+    member = name.split(".", 1)[1] if name.startswith(enum.__name__ + ".") else name  # ResNet18_Weights.DEFAULT
+    if member in enum.__members__:
+        return load_pretrained(arch, enum[member], name), enum[member]
     if Path(name).expanduser().is_file():
         return load_state_dict_file(arch, Path(name).expanduser()), enum.DEFAULT
-    member = name.split(".", 1)[1] if name.startswith(enum.__name__ + ".") else name  # ResNet18_Weights.DEFAULT
-    if member not in enum.__members__:
-        raise UserError(f"model.weights={name} is neither a file nor a weights name of {arch} "
-                        f"({', '.join(enum.__members__)}): use one of those, a path to a state-dict file, or null")
-    return load_pretrained(arch, enum[member], name), enum[member]
+    raise UserError(f"model.weights={name} is neither a file nor a weights name of {arch} "
+                    f"({', '.join(enum.__members__)}): use one of those, a path to a state-dict file, or null")
 
 
 def input_channels(network):
@@ -284,7 +284,7 @@ def unfreeze(model, optimizer, schedule):
 def fine_tuning(model, optimizer, schedule, epochs):
     """The hook the loop calls at the start of every epoch: unfreezes the backbone at model.unfreeze_at_epoch (as
     fastai's fine_tune does); does nothing for other models. Checks the setting now, before training."""
-    at = getattr(model, "unfreeze_at_epoch", None) if isinstance(model, TransferModel) else None
+    at = model.unfreeze_at_epoch if isinstance(model, TransferModel) else None
     if at is None:
         return lambda epoch: None
     if at > epochs:
