@@ -50,7 +50,9 @@ def build(node, key, **kwargs):
         return instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
-        if isinstance(cause, UserError):
+        while cause is not None and not isinstance(cause, UserError):  # nested targets wrap it once per level
+            cause = cause.__cause__
+        if cause is not None:
             raise cause from None
-        reason = str(cause) if cause is not None else str(error).splitlines()[0]
+        reason = str(error.__cause__ or error).strip().splitlines()[0]
         raise UserError(f"{key} could not be built from {node.get('_target_', 'its config')}: {reason}") from None

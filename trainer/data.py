@@ -17,20 +17,42 @@ class Splits:
     train: Dataset
     val: Dataset
     test: Dataset
+    classes: list | None = None  # class names, for datasets that have them (image folders, torchvision sets)
+
+
+def split_indices(n, val_fraction, test_fraction, seed):
+    """Shuffle 0..n-1 once with `seed` and cut off test, then val; the rest trains. Same seed, same split.
+    A fraction of None leaves that part empty, for datasets that bring their own val or test split."""
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if value is not None and not 0 < value < 1:
+            raise UserError(f"data.source.{key}={value} must be between 0 and 1 (exclusive)")
+    val_fraction, test_fraction = val_fraction or 0, test_fraction or 0
+    if val_fraction + test_fraction >= 1:
+        raise UserError("data.source.val_fraction + data.source.test_fraction must leave data to train on (sum < 1)")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
 
 
 def split_tensors(x, y, val_fraction, test_fraction, seed):
     """Shuffle once with `seed` and cut into train/val/test, so the same seed always gives the same split."""
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 < value < 1:
-            raise UserError(f"data.source.{key}={value} must be between 0 and 1 (exclusive)")
-    if val_fraction + test_fraction >= 1:
-        raise UserError("data.source.val_fraction + data.source.test_fraction must leave data to train on (sum < 1)")
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    n_val, n_test = round(len(y) * val_fraction), round(len(y) * test_fraction)
-    parts = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
-    test, val, train = (TensorDataset(x[idx], y[idx]) for idx in parts)
+    parts = split_indices(len(y), val_fraction, test_fraction, seed)
+    train, val, test = (TensorDataset(x[idx], y[idx]) for idx in parts)
     return Splits(train=train, val=val, test=test)
+
+
+def resolve_num_classes(cfg_data, splits):
+    """`data.num_classes: null` means "as many as the dataset names" (image_folder reads them from its folders).
+    Filled in before the model is built, so the model and loss configs read the number by interpolation."""
+    if splits.classes is None:
+        if cfg_data.num_classes is None:
+            raise UserError("data.num_classes=null needs a dataset that names its classes: set data.num_classes")
+        return
+    if cfg_data.num_classes is None:
+        cfg_data.num_classes = len(splits.classes)
+    elif cfg_data.num_classes != len(splits.classes):
+        raise UserError(f"data.num_classes={cfg_data.num_classes} but the dataset has {len(splits.classes)} classes: "
+                        "set data.num_classes=null to use the dataset's count")
 
 
 def standardize(x, reference):

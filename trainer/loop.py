@@ -72,11 +72,14 @@ class NonFiniteLoss(Exception):
         self.step, self.value = step, value
 
 
-def train_one_epoch(model, objective, optimizer, batches, device, schedule, metrics, on_step, log_every, stop, bar):
+def train_one_epoch(model, objective, optimizer, batches, device, schedule, metrics, on_step=None, log_every=50,
+                    stop=None, bar=None):
     """Train on `batches`, adding to `metrics`; `bar` says how the progress bar starts (tqdm's desc, total,
-    initial). Returns the epoch's step count reached: less than the total when `stop` was requested.
-    `on_step(step, loss_value)` is called every `log_every` steps, where the loss is read back anyway."""
+    initial, disable; none by default). Returns the epoch's step count reached: less than the total when
+    `stop.requested()`. `on_step(step, loss_value)` is called every `log_every` steps, where the loss is read
+    back anyway; that is also where a non-finite loss is noticed."""
     model.train()
+    bar = bar or {"disable": True}
     step = bar.get("initial", 0)
     progress = tqdm(batches, leave=False, dynamic_ncols=True, **bar)
     for x, y in progress:
@@ -91,9 +94,10 @@ def train_one_epoch(model, objective, optimizer, batches, device, schedule, metr
             value = loss.item()
             if not math.isfinite(value):
                 raise NonFiniteLoss(step, value)
-            on_step(step, value)
+            if on_step is not None:
+                on_step(step, value)
             progress.set_postfix(loss=f"{value:.4f}", acc=f"{metrics.correct.item() / metrics.count:.3f}")
-        if stop.requested():
+        if stop is not None and stop.requested():
             break
     progress.close()
     return step

@@ -11,13 +11,14 @@ from omegaconf import OmegaConf
 
 from trainer import checkpoint
 from trainer.config import build, validate
-from trainer.data import Splits, epoch_batches, labels_of, make_loader
+from trainer.data import Splits, epoch_batches, labels_of, make_loader, resolve_num_classes
 from trainer.device import resolve_device
 from trainer.errors import UserError
 from trainer.interrupt import Interrupted, StopOnSignal
 from trainer.loop import NonFiniteLoss, RunningMetrics, evaluate, train_one_epoch
 from trainer.optim import build_optimizer, build_schedule, current_lr
 from trainer.tracking import Tracker, confusion_figure, job_hparams, per_class_accuracy, write_json
+from trainer.transfer import cache_features, fine_tuning
 
 
 def seed_everything(seed):
@@ -65,6 +66,7 @@ def check_model_fits_data(model, objective, splits, device):
 def build_run(cfg, device):
     """Data, model and objective for a config; shared by training and evaluation."""
     splits = build(cfg.data.source, "data", seed=cfg.seed)
+    resolve_num_classes(cfg.data, splits)  # data.num_classes: null is read from the dataset before the model is built
     model = build(cfg.model, "model").to(device)
     objective = build(cfg.loss, "loss").to(device)
     check_model_fits_data(model, objective, splits, device)
@@ -123,7 +125,6 @@ def restore(state, model, optimizer, schedule, ckpt_path):
         raise UserError(f"ckpt_path={ckpt_path} does not fit this model and optimizer ({first})") from None
     schedule.load_state_dict(state["scheduler"])
     checkpoint.restore_rng(state["rng"])  # last: building the model above consumed random numbers
-    return state["progress"]
 
 
 def train(cfg, run_dir):
@@ -133,10 +134,8 @@ def train(cfg, run_dir):
     if cfg.mode == "eval":
         return evaluate_checkpoint(cfg, run_dir)
     started = time.perf_counter()
-    config = OmegaConf.to_container(cfg, resolve=True)
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
     if resume is not None:
-        check_resumable(resume["config"], config, cfg.ckpt_path)
         run_dir = Path(cfg.ckpt_path).resolve().parent.parent  # the same run dir, so the same TensorBoard run
     else:
         run_dir = Path(run_dir)
@@ -144,16 +143,29 @@ def train(cfg, run_dir):
     seed_everything(cfg.seed)
     device = resolve_device(cfg.trainer.device)
     splits, model, objective = build_run(cfg, device)
+    config = OmegaConf.to_container(cfg, resolve=True)  # after build_run, which may fill in data.num_classes
+    if resume is not None:
+        check_resumable(resume["config"], config, cfg.ckpt_path)
+    # a frozen backbone's features are computed once; `net` is then the head that trains on them, else the model
+    net, splits = cache_features(model, splits, cfg.data, device)
     loaders = build_loaders(splits, cfg.data, cfg.seed, device)
     optimizer = build_optimizer(cfg.optimizer, model)
     schedule = build_schedule(cfg.scheduler, optimizer, len(loaders.train), cfg.trainer.epochs)
-    progress = fresh_progress() if resume is None else restore(resume, model, optimizer, schedule, cfg.ckpt_path)
+    start_epoch = fine_tuning(model, optimizer, schedule, cfg.trainer.epochs)  # unfreezes at model.unfreeze_at_epoch
+    progress = fresh_progress()
+    if resume is not None:
+        progress = resume["progress"]
+        # replay the epoch-start hooks of the epochs already begun, so the optimizer has the groups it saved
+        for begun in range(1, progress["epoch"] + 1 + (progress["step"] > 0)):
+            start_epoch(begun)
+        restore(resume, model, optimizer, schedule, cfg.ckpt_path)
     # on resume, hide whatever the interrupted process logged after its last checkpoint
     tracker = Tracker(run_dir, purge_step=progress["global_step"] if resume is not None else None)
     try:
         with StopOnSignal() as stop:
-            fit(cfg, run_dir, model, objective, optimizer, schedule, loaders, device, tracker, progress, config, stop)
-        test = test_best(cfg, run_dir, model, objective, loaders.test, device, tracker, progress)
+            fit(cfg, run_dir, model, net, objective, optimizer, schedule, start_epoch, loaders, device, tracker,
+                progress, config, stop)
+        test = test_best(cfg, run_dir, model, net, objective, loaders.test, device, tracker, progress)
     except Exception as error:
         if "DataLoader worker" not in str(error):
             raise
@@ -173,8 +185,10 @@ def train(cfg, run_dir):
     return metrics
 
 
-def fit(cfg, run_dir, model, objective, optimizer, schedule, loaders, device, tracker, progress, config, stop):
-    """The epochs from where `progress` stands to trainer.epochs; updates `progress` and the checkpoints."""
+def fit(cfg, run_dir, model, net, objective, optimizer, schedule, start_epoch, loaders, device, tracker, progress,
+        config, stop):
+    """The epochs from where `progress` stands to trainer.epochs; updates `progress` and the checkpoints.
+    `net` is what runs forward: the model, or only its head when a frozen backbone's features are cached."""
     epochs, steps_per_epoch = cfg.trainer.epochs, len(loaders.train)
     last, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
     for epoch in range(progress["epoch"] + 1, epochs + 1):
@@ -182,6 +196,8 @@ def fit(cfg, run_dir, model, objective, optimizer, schedule, loaders, device, tr
         metrics = RunningMetrics(device)
         if progress["partial"] is not None:
             metrics.load_state_dict(progress["partial"])
+        if progress["step"] == 0:  # not for an epoch resumed midway: its hook ran before the stop
+            start_epoch(epoch)
         lr = current_lr(optimizer)
         # train
         batches = epoch_batches(loaders.train, cfg.seed, epoch, skip=progress["step"])
@@ -189,7 +205,7 @@ def fit(cfg, run_dir, model, objective, optimizer, schedule, loaders, device, tr
                "disable": not cfg.trainer.progress}
         on_step = lambda step, value: tracker.scalars({"loss/train_step": value}, steps_before + step)
         try:
-            step = train_one_epoch(model, objective, optimizer, batches, device, schedule, metrics, on_step,
+            step = train_one_epoch(net, objective, optimizer, batches, device, schedule, metrics, on_step,
                                    cfg.trainer.log_every_n_steps, stop, bar)
             fit_metrics = metrics.compute()
             if not math.isfinite(fit_metrics["loss"]):
@@ -206,7 +222,7 @@ def fit(cfg, run_dir, model, objective, optimizer, schedule, loaders, device, tr
                 checkpoint.save(checkpoint_state(model, optimizer, schedule, progress, config), last)
             raise Interrupted(stop.signum, last)
         # validate
-        val = evaluate(model, objective, loaders.val, device, cfg.trainer.progress, f"epoch {epoch}/{epochs} val")
+        val = evaluate(net, objective, loaders.val, device, cfg.trainer.progress, f"epoch {epoch}/{epochs} val")
         epoch_metrics = {"loss/train": fit_metrics["loss"], "acc/train": fit_metrics["acc"], "loss/val": val["loss"],
                          "acc/val": val["acc"], "lr": lr}
         tracker.scalars(epoch_metrics, epoch)
@@ -230,10 +246,10 @@ def fit(cfg, run_dir, model, objective, optimizer, schedule, loaders, device, tr
             raise Interrupted(stop.signum, last)
 
 
-def test_best(cfg, run_dir, model, objective, loader, device, tracker, progress):
+def test_best(cfg, run_dir, model, net, objective, loader, device, tracker, progress):
     """Evaluate best.pt on the test split and log it with the run's hyperparameters."""
     model.load_state_dict(checkpoint.load(run_dir / "checkpoints" / "best.pt")["model"])
-    test = evaluate(model, objective, loader, device, cfg.trainer.progress, "test")
+    test = evaluate(net, objective, loader, device, cfg.trainer.progress, "test")
     final = {"loss/test": test["loss"], "acc/test": test["acc"], "best/val_acc": progress["best"]["val_acc"]}
     tracker.scalars(final, cfg.trainer.epochs)
     tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), cfg.trainer.epochs)
