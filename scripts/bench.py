@@ -1,0 +1,169 @@
+"""How much the trainer's loop costs compared with the loop you would write by hand.
+
+For each model and batch size, in one process, times steady-state training throughput (images/s) of
+(a) `trainer.loop.train_one_epoch` fed by the loader, objective, optimizer and schedule the trainer builds from
+the composed config, with progress bars and TensorBoard step logging on, as a user runs it, and
+(b) a bare PyTorch loop: for x, y in batches: zero_grad, forward, loss, backward, step,
+on the same architecture (a copy of the same weights), data, batch size and optimizer settings.
+The two are measured in alternation, several times, and the fastest of each is reported: a shared machine only
+ever slows a measurement down. Data is synthetic and CIFAR-shaped (3x32x32, 10 classes).
+
+    python scripts/bench.py                       # CPU: a few minutes
+    python scripts/bench.py --device cuda         # the same on a GPU
+    python scripts/bench.py --models mlp --batch-sizes 4 --repeats 9
+"""
+import argparse
+import contextlib
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch import nn
+from torch.utils.data import TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from trainer.config import config_dir  # noqa: E402
+from trainer.data import make_loader  # noqa: E402
+from trainer.loop import train_one_epoch  # noqa: E402
+from trainer.optim import build_optimizer, build_schedule  # noqa: E402
+from trainer.tracking import Tracker  # noqa: E402
+
+# steps per timed measurement: enough to dwarf timer noise, few enough that the whole table takes minutes on a CPU
+STEPS = {("mlp", 128): 60, ("mlp", 4): 600, ("small_cnn", 128): 8, ("small_cnn", 4): 200,
+         ("resnet18_transfer", 128): 4, ("resnet18_transfer", 4): 60}
+SEED = 0
+
+
+def compose_config(overrides):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def resnet18_frozen(num_classes):
+    """ImageNet's ResNet-18 shape (random weights: no download here) with a frozen backbone and a new head.
+    Stands in for model=resnet18_transfer on branches that do not have that config."""
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+def build_case(model_name, batch_size, optimizer, device):
+    """Model, data and the config a user would compose for this case."""
+    has_config = (config_dir() / "model" / f"{model_name}.yaml").is_file()
+    cfg = compose_config(["data=synthetic", f"data.batch_size={batch_size}", f"optimizer={optimizer}",
+                          "trainer.progress=true", f"trainer.device={device}"]
+                         + ([f"model={model_name}"] if has_config else []))
+    steps = STEPS[(model_name, batch_size)]
+    n = steps * batch_size
+    splits = instantiate(cfg.data.source, num_samples=int(n / 0.69) + 10, seed=SEED)
+    x, y = splits.train.tensors
+    train = TensorDataset(x[:n].contiguous(), y[:n].contiguous())
+    torch.manual_seed(SEED)
+    model = instantiate(cfg.model) if has_config else resnet18_frozen(cfg.data.num_classes)
+    return cfg, model.to(device), train, has_config
+
+
+def trainer_epoch(cfg, model, train, device, run_dir):
+    """One epoch of the trainer's own loop, built exactly as trainer.train builds it."""
+    loader = make_loader(train, cfg.data.batch_size, True, cfg.data.num_workers, cfg.seed, device.type == "cuda")
+    objective = instantiate(cfg.loss).to(device)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    schedule = build_schedule(cfg.scheduler, optimizer, len(loader), 1)
+    tracker = Tracker(run_dir)
+    on_step = lambda step, value: tracker.scalars({"loss/train_step": value}, step)
+
+    def run():
+        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):  # the bars draw, out of sight
+            train_one_epoch(model, objective, optimizer, loader, device, schedule, on_step,
+                            cfg.trainer.log_every_n_steps, cfg.trainer.progress, "bench")
+        tracker.writer.flush()
+    return run
+
+
+def bare_epoch(cfg, model, train, device):
+    """The loop a user writes by hand: shuffle, slice, zero_grad, forward, loss, backward, step."""
+    x_all, y_all = (t.to(device) for t in train.tensors)
+    batch_size = cfg.data.batch_size
+    criterion = nn.CrossEntropyLoss()
+    params = [p for p in model.parameters() if p.requires_grad]
+    options = {k: v for k, v in cfg.optimizer.items() if k not in ("_target_", "_partial_")}
+    optimizer = instantiate({"_target_": cfg.optimizer._target_, "_partial_": True})(params, **options)
+    generator = torch.Generator().manual_seed(SEED)
+
+    def run():
+        model.train()
+        order = torch.randperm(len(y_all), generator=generator).to(device)
+        for start in range(0, len(y_all), batch_size):
+            idx = order[start:start + batch_size]
+            x, y = x_all[idx], y_all[idx]
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return run
+
+
+def images_per_second(run, n):
+    start = time.perf_counter()
+    run()
+    return n / (time.perf_counter() - start)
+
+
+def bench(model_name, batch_size, optimizer, device, repeats, run_dir):
+    cfg, model, train, has_config = build_case(model_name, batch_size, optimizer, device)
+    runs = {"trainer": trainer_epoch(cfg, model, train, device, run_dir),
+            "bare": bare_epoch(cfg, copy.deepcopy(model), train, device)}
+    for run in runs.values():  # warm-up: allocator, kernels, optimizer state, lazy imports
+        run()
+    speeds = {name: [] for name in runs}
+    for i in range(repeats):
+        order = list(runs) if i % 2 == 0 else list(reversed(runs))  # alternate who goes first
+        for name in order:
+            speeds[name].append(images_per_second(runs[name], len(train)))
+    trainer, bare = max(speeds["trainer"]), max(speeds["bare"])
+    return {"model": model_name if has_config else f"{model_name}*", "batch": batch_size,
+            "steps": len(train) // batch_size, "trainer": trainer, "bare": bare, "ratio": trainer / bare}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["small_cnn", "mlp", "resnet18_transfer"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[128, 4])
+    parser.add_argument("--optimizer", default="sgd", help="an option of conf/optimizer (default: the seeds' sgd)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=7, help="timed measurements of each loop per case")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads; 1 gives steadier numbers on a machine shared with other jobs")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+          f"optimizer {args.optimizer}, fastest of {args.repeats}")
+    print(f"{'model':<20} {'batch':>5} {'steps':>5} {'trainer img/s':>14} {'bare img/s':>11} {'ratio':>6}")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as run_dir:
+        for model_name in args.models:
+            for batch_size in args.batch_sizes:
+                row = bench(model_name, batch_size, args.optimizer, device, args.repeats, run_dir)
+                print(f"{row['model']:<20} {row['batch']:>5} {row['steps']:>5} {row['trainer']:>14.0f} "
+                      f"{row['bare']:>11.0f} {row['ratio']:>6.3f}", flush=True)
+    if not (config_dir() / "model" / "resnet18_transfer.yaml").is_file():
+        print("* no conf/model/resnet18_transfer.yaml: torchvision resnet18 (random weights), frozen backbone, new fc")
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
