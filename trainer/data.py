@@ -116,10 +116,10 @@ class TensorLoader:
         order = self._order()
         for start in range(0, self._num_samples(), self.batch_size):
             if order is None:  # contiguous slices are views: no copy at all
-                yield tuple(t[start:start + self.batch_size] for t in self.tensors)
+                yield [t[start:start + self.batch_size] for t in self.tensors]
             else:
                 idx = order[start:start + self.batch_size]
-                yield tuple(t[idx] for t in self.tensors)
+                yield [t[idx] for t in self.tensors]
 
 
 def make_loader(dataset, batch_size, shuffle, num_workers, seed, pin_memory=False, device=None, rank=0, world_size=1):

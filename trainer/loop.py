@@ -10,36 +10,44 @@ from trainer.precision import FULL
 class RunningMetrics:
     """Sample-weighted loss and accuracy (argmax of the logits) over a pass, kept on the device.
 
-    A step only records its batch's loss and hits (three small ops); they are summed when read, because at small
-    batches every extra op per step is a visible share of the step.
+    A step only keeps its batch's loss, logits and labels; every `WINDOW` batches (and when the batch size changes)
+    they are reduced on the device in a few ops, because at small batches each extra op per step is a visible share
+    of the step. Nothing here waits for the device until a value is read.
     """
+
+    WINDOW = 32
 
     def __init__(self, device):
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), dtype=torch.long, device=device)
         self.count = 0
-        self.losses, self.hits = [], []
+        self.pending, self.pending_size = [], 0  # batches of size pending_size not yet reduced
 
     def update(self, loss, logits, labels):
+        """`loss` and `logits` must need no grad (optimizer_step returns them detached), or they would keep the
+        autograd graph alive until the next reduce."""
         n = labels.shape[0]
-        self.losses.append(loss.detach() * n)  # the batch loss is the mean of its per-sample losses
-        self.hits.append(logits.argmax(dim=1) == labels)
+        if self.pending and (n != self.pending_size or len(self.pending) == self.WINDOW):
+            self._reduce()
+        self.pending.append((loss, logits, labels))
+        self.pending_size = n
         self.count += n
 
-    def _fold(self):
-        if self.losses:
-            self.loss_sum += torch.stack(self.losses).sum()
-            self.correct += torch.cat(self.hits).sum()
-            self.losses, self.hits = [], []
+    def _reduce(self):
+        if self.pending:
+            losses, logits, labels = zip(*self.pending)
+            self.loss_sum += torch.stack(losses).sum() * self.pending_size  # a batch loss is its samples' mean
+            self.correct += (torch.cat(logits).argmax(dim=1) == torch.cat(labels)).sum()
+            self.pending = []
 
     def accuracy(self):
         """This process's running accuracy (a sync point)."""
-        self._fold()
+        self._reduce()
         return self.correct.item() / max(self.count, 1)
 
     def compute(self):
         """{"loss", "acc"} over every sample seen, by all ranks under torchrun."""
-        self._fold()
+        self._reduce()
         count = torch.tensor(self.count, device=self.correct.device)
         loss_sum, correct, count = distributed.sum_across_ranks(self.loss_sum.clone(), self.correct.clone(), count)
         count = max(count.item(), 1)
@@ -85,7 +93,8 @@ def train_one_epoch(model, objective, optimizer, loader, device, schedule, on_st
             value = loss.item()
             on_step(step, value)
             if progress:
-                bar.set_postfix(loss=f"{value:.4f}", acc=f"{metrics.accuracy():.3f}")
+                # shown at the bar's next timed refresh: forcing one per log step costs more than the step
+                bar.set_postfix(loss=f"{value:.4f}", acc=f"{metrics.accuracy():.3f}", refresh=False)
     return metrics.compute()
 
 

@@ -12,6 +12,7 @@ import torch
 from trainer.errors import UserError
 
 AUTOCAST_DTYPES = {"32": None, "bf16": torch.bfloat16, "16-mixed": torch.float16}
+NO_AUTOCAST = contextlib.nullcontext()  # reusable: float32 steps build no context object
 
 
 class Precision:
@@ -32,7 +33,7 @@ class Precision:
 
     def autocast(self):
         if self.dtype is None:
-            return contextlib.nullcontext()
+            return NO_AUTOCAST
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
 
     def backward(self, loss):
