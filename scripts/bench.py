@@ -14,6 +14,8 @@ batches, where logging is negligible) are timed per step. Data is synthetic and 
     python scripts/bench.py                       # CPU: a few minutes
     python scripts/bench.py --device cuda         # the same on a GPU
     python scripts/bench.py --models mlp --batch-sizes 4 --repeats 9
+    python scripts/bench.py trainer.precision=bf16 trainer.channels_last=true   # options for the trainer's side:
+                                                  # the ratio is then the speed-up over a bare float32 loop
 """
 import argparse
 import contextlib
@@ -35,6 +37,8 @@ from trainer.config import config_dir  # noqa: E402
 from trainer.data import make_loader  # noqa: E402
 from trainer.loop import train_one_epoch  # noqa: E402
 from trainer.optim import build_optimizer, build_schedule  # noqa: E402
+from trainer.precision import Precision  # noqa: E402
+from trainer.speed import memory_format, prepare_model  # noqa: E402
 from trainer.tracking import Tracker  # noqa: E402
 
 # steps per timed measurement: enough to dwarf timer noise, few enough that the whole table takes minutes on a CPU
@@ -60,12 +64,12 @@ def resnet18_frozen(num_classes):
     return model
 
 
-def build_case(model_name, batch_size, optimizer, device):
+def build_case(model_name, batch_size, optimizer, device, overrides=()):
     """Model, data and the config a user would compose for this case."""
     has_config = (config_dir() / "model" / f"{model_name}.yaml").is_file()
     cfg = compose_config(["data=synthetic", f"data.batch_size={batch_size}", f"optimizer={optimizer}",
                           "trainer.progress=true", f"trainer.device={device}"]
-                         + ([f"model={model_name}"] if has_config else []))
+                         + ([f"model={model_name}"] if has_config else []) + list(overrides))
     steps = STEPS[(model_name, batch_size)]
     n = steps * batch_size
     splits = instantiate(cfg.data.source, num_samples=int(n / 0.69) + 10, seed=SEED)
@@ -81,6 +85,8 @@ def trainer_epoch(cfg, model, train, device, run_dir, window):
     loader = make_loader(train, cfg.data.batch_size, True, cfg.data.num_workers, cfg.seed, device.type == "cuda",
                          device)
     objective = instantiate(cfg.loss).to(device)
+    precision, fmt = Precision(cfg.trainer.precision, device), memory_format(cfg.trainer.channels_last, cfg.data.shape)
+    model = prepare_model(model, fmt, cfg.trainer.compile)
     optimizer = build_optimizer(cfg.optimizer, model)
     schedule = build_schedule(cfg.scheduler, optimizer, len(loader), 1)
     tracker = Tracker(run_dir)
@@ -91,7 +97,7 @@ def trainer_epoch(cfg, model, train, device, run_dir, window):
         timed.times = []
         with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):  # the bars draw, out of sight
             train_one_epoch(model, objective, optimizer, timed, device, schedule, on_step,
-                            cfg.trainer.log_every_n_steps, cfg.trainer.progress, "bench")
+                            cfg.trainer.log_every_n_steps, cfg.trainer.progress, "bench", precision, fmt)
         return timed.windows()
     return run
 
@@ -156,12 +162,13 @@ class Timed:
         return [b - a for a, b in zip(self.times, self.times[1:])]
 
 
-def bench(model_name, batch_size, optimizer, device, repeats, run_dir):
-    cfg, model, train, has_config = build_case(model_name, batch_size, optimizer, device)
+def bench(model_name, batch_size, optimizer, device, repeats, run_dir, overrides):
+    cfg, model, train, has_config = build_case(model_name, batch_size, optimizer, device, overrides)
     steps, log_every = len(train) // batch_size, cfg.trainer.log_every_n_steps
     window = log_every if steps >= 2 * log_every else 1
+    bare_model = copy.deepcopy(model)  # before the trainer's side converts or compiles its model
     runs = {"trainer": trainer_epoch(cfg, model, train, device, run_dir, window),
-            "bare": bare_epoch(cfg, copy.deepcopy(model), train, device, window)}
+            "bare": bare_epoch(cfg, bare_model, train, device, window)}
     for run in runs.values():  # warm-up: allocator, kernels, optimizer state, lazy imports
         run()
     times = {name: [] for name in runs}
@@ -181,6 +188,8 @@ def low_percentile(values, q=0.2):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*",
+                        help="config overrides for the trainer's side only, e.g. trainer.precision=bf16")
     parser.add_argument("--models", nargs="+", default=["small_cnn", "mlp", "resnet18_transfer"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[128, 4])
     parser.add_argument("--optimizer", default="sgd", help="an option of conf/optimizer (default: the seeds' sgd)")
@@ -193,14 +202,15 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
-          f"optimizer {args.optimizer}, {args.repeats} epochs each, 20th percentile of window times")
+          f"optimizer {args.optimizer}, {args.repeats} epochs each, 20th percentile of window times, "
+          f"trainer overrides: {' '.join(args.overrides) or 'none'}")
     print(f"{'model':<20} {'batch':>5} {'window':>6} {'windows':>7} {'trainer img/s':>14} {'bare img/s':>11} "
           f"{'ratio':>6}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         for model_name in args.models:
             for batch_size in args.batch_sizes:
-                row = bench(model_name, batch_size, args.optimizer, device, args.repeats, run_dir)
+                row = bench(model_name, batch_size, args.optimizer, device, args.repeats, run_dir, args.overrides)
                 print(f"{row['model']:<20} {row['batch']:>5} {row['window']:>6} {row['samples']:>7} "
                       f"{row['trainer']:>14.0f} {row['bare']:>11.0f} {row['ratio']:>6.3f}", flush=True)
     if not (config_dir() / "model" / "resnet18_transfer.yaml").is_file():
