@@ -40,4 +40,4 @@ def test_command_line_overrides_beat_the_experiment():
 
 
 def test_no_experiment_is_the_default():
-    assert compose_config().trainer.epochs == 10 and compose_config().data.source._target_ == "trainer.data.digits"
+    assert compose_config().trainer.epochs == 20 and compose_config().data.source._target_ == "trainer.data.digits"

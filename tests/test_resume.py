@@ -86,8 +86,9 @@ def test_a_stop_mid_epoch_saves_the_step_and_resuming_ends_bit_identical(tmp_pat
     monkeypatch.undo()
     resumed = train(compose_config([*EXACT, "trainer.epochs=3", f"ckpt_path={split}/checkpoints/last.pt"]), tmp_path)
     assert_same_weights(weights(straight / "checkpoints" / "last.pt"), weights(split / "checkpoints" / "last.pt"))
-    assert [h["loss/train"] for h in resumed["history"]] == [
-        h["loss/train"] for h in torch.load(straight / "checkpoints" / "last.pt", weights_only=True)["progress"]["history"]]
+    # the epoch's loss sum is regrouped around the stop, so it may differ in the last bits; the weights may not
+    assert [h["loss/train"] for h in resumed["history"]] == pytest.approx([
+        h["loss/train"] for h in torch.load(straight / "checkpoints" / "last.pt", weights_only=True)["progress"]["history"]])
 
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -132,9 +132,9 @@ def test_processes_claiming_the_same_folder_at_once_all_get_their_own(tmp_path):
 def test_run_and_sweep_dirs_are_claimed_through_unique_dir():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         hydra = compose(config_name="config", return_hydra_config=True).hydra
-    assert OmegaConf.to_container(hydra.run)["dir"] == "${unique_dir:outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}}"
+    assert OmegaConf.to_container(hydra.run)["dir"] == "${unique_dir:outputs/${oc.env:LOSSLAB_RUN_TIME,${now:%Y-%m-%d}/${now:%H-%M-%S}}}"
     assert OmegaConf.to_container(hydra.sweep)["dir"] == (
-        "${unique_dir:outputs/multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}}")
+        "${unique_dir:outputs/multirun/${oc.env:LOSSLAB_RUN_TIME,${now:%Y-%m-%d}/${now:%H-%M-%S}}}")
 
 
 

@@ -1,5 +1,6 @@
 """The `train` command: compose the config with Hydra, run, and turn user mistakes into one sentence."""
 import logging
+import os
 import sys
 import time
 
@@ -16,7 +17,7 @@ log = logging.getLogger("trainer")
 
 
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
-def main(cfg):
+def run(cfg):
     from trainer.train import train  # imported here so `train --help` does not wait for torch
 
     hydra_cfg = HydraConfig.get()
@@ -42,3 +43,17 @@ def main(cfg):
         raise
     write_status(run_dir, time.perf_counter() - started)
     return metrics.get("best/val_acc", metrics.get("test/acc"))  # what a sweeper (e.g. Optuna) maximises
+
+
+def main():
+    """`train` and `python -m trainer`. Under torchrun (WORLD_SIZE > 1) each process first joins the process
+    group, so that all of them agree on one run dir before Hydra composes the config."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return run()
+    from trainer import distributed  # imports torch, which `train --help` should not wait for
+
+    distributed.start()
+    try:
+        return run()
+    finally:
+        distributed.stop()

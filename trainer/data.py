@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from trainer.errors import UserError
 
@@ -100,42 +100,70 @@ class TensorLoader:
     """Batches of in-memory tensors, cut by slicing a (shuffled) index: what a hand-written loop would do.
 
     A DataLoader over a TensorDataset indexes one sample at a time in Python and collates them, which costs
-    more than a small model's whole step.
+    more than a small model's whole step. On a GPU the tensors are moved there once, so a batch costs no copy.
+    Under torchrun each rank serves every `world_size`-th sample of the (shared-seed) order, like a
+    DistributedSampler; when shuffling (training) the order is padded by wrapping around so every rank takes the
+    same number of steps, which DistributedDataParallel needs; otherwise (evaluation) the split is exact.
     """
 
-    def __init__(self, dataset, batch_size, shuffle, generator=None):
-        self.tensors = dataset.tensors
+    def __init__(self, dataset, batch_size, shuffle, generator=None, device=None, rank=0, world_size=1):
+        self.tensors = tuple(t.to(device) for t in dataset.tensors) if device is not None else dataset.tensors
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.rank, self.world_size = rank, world_size
+
+    def _num_samples(self):
+        n = len(self.tensors[0])
+        if self.world_size == 1:
+            return n
+        return -(-n // self.world_size) if self.shuffle else len(range(self.rank, n, self.world_size))
 
     def __len__(self):
-        return -(-len(self.tensors[0]) // self.batch_size)
+        return -(-self._num_samples() // self.batch_size)
+
+    def _order(self):
+        """This rank's sample indices for one pass, on the tensors' device; None means all, in order."""
+        n = len(self.tensors[0])
+        if not self.shuffle and self.world_size == 1:
+            return None
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.world_size > 1:
+            if self.shuffle:
+                total = self._num_samples() * self.world_size
+                order = order.repeat(-(-total // n))[:total]
+            order = order[self.rank::self.world_size]
+        return order.to(self.tensors[0].device)
 
     def __iter__(self):
         return self.batches()
 
     def batches(self, skip=0):
-        n = len(self.tensors[0])
-        starts = range(skip * self.batch_size, n, self.batch_size)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator)
-            for start in starts:
+        """This rank's batches for one pass, leaving out the first `skip`."""
+        order = self._order()
+        for start in range(skip * self.batch_size, self._num_samples(), self.batch_size):
+            if order is None:  # contiguous slices are views: no copy at all
+                yield [t[start:start + self.batch_size] for t in self.tensors]
+            else:
                 idx = order[start:start + self.batch_size]
-                yield tuple(t[idx] for t in self.tensors)
-        else:
-            for start in starts:
-                yield tuple(t[start:start + self.batch_size] for t in self.tensors)
+                yield [t[idx] for t in self.tensors]
 
 
-def make_loader(dataset, batch_size, shuffle, num_workers, seed, pin_memory=False):
-    """The loader for one split; shuffling order follows `seed` so a run is reproducible."""
+def make_loader(dataset, batch_size, shuffle, num_workers, seed, pin_memory=False, device=None, rank=0, world_size=1):
+    """The loader for one split; shuffling order follows `seed` so a run is reproducible. In-memory tensors are
+    moved to a CUDA `device` once; `rank`/`world_size` shard the split for a torchrun run (trainer/distributed.py)."""
     generator = torch.Generator().manual_seed(seed)
     if isinstance(dataset, TensorDataset):
-        return TensorLoader(dataset, batch_size, shuffle, generator)
+        on_gpu = device if device is not None and torch.device(device).type == "cuda" else None
+        return TensorLoader(dataset, batch_size, shuffle, generator, on_gpu, rank, world_size)
+    sampler = None
+    if world_size > 1:
+        # evaluation splits exactly (no sample twice); training pads so every rank takes as many steps
+        sampler = (DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed) if shuffle
+                   else range(rank, len(dataset), world_size))
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=generator,
-        pin_memory=pin_memory, persistent_workers=num_workers > 0,
+        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=num_workers,
+        generator=generator, pin_memory=pin_memory, persistent_workers=num_workers > 0,
     )
 
 
@@ -146,6 +174,9 @@ def epoch_batches(loader, seed, epoch, skip=0):
     generator = getattr(loader, "generator", None)
     if generator is not None:
         generator.manual_seed(seed * 100_003 + epoch)
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):  # a DistributedSampler (torchrun) seeds its shuffle with seed + epoch
+        sampler.set_epoch(epoch)
     if isinstance(loader, TensorLoader):
         return loader.batches(skip)
     return itertools.islice(loader, skip, None)  # a DataLoader still loads the skipped batches, once

@@ -30,8 +30,13 @@ METRIC_COLUMNS = (  # (metrics.json key, column title, format)
 
 def claim_dir(base):
     """Create and return `base`, or `base_2`, `base_3`, ... if it exists: two runs or sweeps started in the
-    same second get separate folders. os.mkdir is atomic, so two processes cannot claim the same name."""
+    same second get separate folders. os.mkdir is atomic, so two processes cannot claim the same name.
+    Under torchrun no rank claims: every rank takes `base` as it is, built from rank 0's start time (shared
+    through LOSSLAB_RUN_TIME by trainer.distributed), so all ranks write to one run dir; a claim could race
+    with another rank's Hydra creating the same folder."""
     Path(base).parent.mkdir(parents=True, exist_ok=True)
+    if "LOSSLAB_RUN_TIME" in os.environ:
+        return base
     for attempt in range(1, 10_000):
         candidate = base if attempt == 1 else f"{base}_{attempt}"
         try:

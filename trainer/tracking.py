@@ -15,26 +15,34 @@ HPARAM_KEYS = ("optimizer.lr", "data.batch_size", "trainer.epochs", "seed")
 
 
 class Tracker:
-    def __init__(self, run_dir, purge_step=None):
+    """`enabled=False` (ranks other than 0 under torchrun) records nothing, so a run has one events file.
+    `purge_step` (a resumed run) hides what an interrupted process logged after its last checkpoint."""
+
+    def __init__(self, run_dir, purge_step=None, enabled=True):
         self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+        self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step) if enabled else None
 
     def scalars(self, values, step):
         for name, value in values.items():
-            self.writer.add_scalar(name, value, step)
+            if self.writer is not None:
+                self.writer.add_scalar(name, value, step)
 
     def figure(self, tag, figure, step):
-        self.writer.add_figure(tag, figure, step, close=True)
+        if self.writer is not None:
+            self.writer.add_figure(tag, figure, step, close=True)
 
     def hparams(self, values, metric_tags):
         """Record the run's hyperparameters for the HParams tab, next to scalars already logged under
         `metric_tags`. Written into this run's own event file (SummaryWriter.add_hparams would open a new
         timestamped sub-run), so TensorBoard shows one run per job, named by its folder."""
+        if self.writer is None:
+            return
         for summary in hparams_summaries(values, {tag: 0.0 for tag in metric_tags}):
             self.writer.file_writer.add_summary(summary)
 
     def close(self):
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def run_hparams(cfg, choices=None, overrides=()):

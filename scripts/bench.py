@@ -1,0 +1,222 @@
+"""How much the trainer's loop costs compared with the loop you would write by hand.
+
+For each model and batch size, in one process, times steady-state training throughput (images/s) of
+(a) `trainer.loop.train_one_epoch` fed by the loader, objective, optimizer and schedule the trainer builds from
+the composed config, with progress bars and TensorBoard step logging on, as a user runs it, and
+(b) a bare PyTorch loop: for x, y in batches: zero_grad, forward, loss, backward, step,
+on the same architecture (a copy of the same weights), data, batch size and optimizer settings.
+The two run in alternation, one epoch at a time, several times. Each epoch is timed in windows of
+`trainer.log_every_n_steps` steps, so every window of the trainer holds exactly one logging step (loss read-back,
+TensorBoard, progress-bar refresh); a low percentile of the window times is reported, because a machine shared with
+other jobs only ever slows a window down. Cases with fewer steps per epoch than two windows (large models at large
+batches, where logging is negligible) are timed per step. Data is synthetic and CIFAR-shaped (3x32x32, 10 classes).
+
+    python scripts/bench.py                       # CPU: a few minutes
+    python scripts/bench.py --device cuda         # the same on a GPU
+    python scripts/bench.py --models mlp --batch-sizes 4 --repeats 9
+    python scripts/bench.py trainer.precision=bf16 trainer.channels_last=true   # options for the trainer's side:
+                                                  # the ratio is then the speed-up over a bare float32 loop
+"""
+import argparse
+import contextlib
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch import nn
+from torch.utils.data import TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from trainer.config import config_dir  # noqa: E402
+from trainer.data import make_loader  # noqa: E402
+from trainer.loop import train_one_epoch  # noqa: E402
+from trainer.optim import build_optimizer, build_schedule  # noqa: E402
+from trainer.precision import Precision  # noqa: E402
+from trainer.speed import memory_format, prepare_model  # noqa: E402
+from trainer.tracking import Tracker  # noqa: E402
+
+# steps per timed measurement: enough to dwarf timer noise, few enough that the whole table takes minutes on a CPU
+STEPS = {("mlp", 128): 60, ("mlp", 4): 600, ("small_cnn", 128): 8, ("small_cnn", 4): 200,
+         ("resnet18_transfer", 128): 4, ("resnet18_transfer", 4): 60}
+SEED = 0
+
+
+def compose_config(overrides):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def resnet18_frozen(num_classes):
+    """ImageNet's ResNet-18 shape (random weights: no download here) with a frozen backbone and a new head.
+    Stands in for model=resnet18_transfer on branches that do not have that config."""
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+def build_case(model_name, batch_size, optimizer, device, overrides=()):
+    """Model, data and the config a user would compose for this case."""
+    has_config = (config_dir() / "model" / f"{model_name}.yaml").is_file()
+    cfg = compose_config(["data=synthetic", f"data.batch_size={batch_size}", f"optimizer={optimizer}",
+                          "trainer.progress=true", f"trainer.device={device}"]
+                         + ([f"model={model_name}"] if has_config else []) + list(overrides))
+    steps = STEPS[(model_name, batch_size)]
+    n = steps * batch_size
+    splits = instantiate(cfg.data.source, num_samples=int(n / 0.69) + 10, seed=SEED)
+    x, y = splits.train.tensors
+    train = TensorDataset(x[:n].contiguous(), y[:n].contiguous())
+    torch.manual_seed(SEED)
+    model = instantiate(cfg.model) if has_config else resnet18_frozen(cfg.data.num_classes)
+    return cfg, model.to(device), train, has_config
+
+
+def trainer_epoch(cfg, model, train, device, run_dir, window):
+    """One epoch of the trainer's own loop, built exactly as trainer.train builds it."""
+    loader = make_loader(train, cfg.data.batch_size, True, cfg.data.num_workers, cfg.seed, device.type == "cuda",
+                         device)
+    objective = instantiate(cfg.loss).to(device)
+    precision, fmt = Precision(cfg.trainer.precision, device), memory_format(cfg.trainer.channels_last, cfg.data.shape)
+    model = prepare_model(model, fmt, cfg.trainer.compile)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    schedule = build_schedule(cfg.scheduler, optimizer, len(loader), 1)
+    tracker = Tracker(run_dir)
+    on_step = lambda step, value: tracker.scalars({"loss/train_step": value}, step)
+    timed = Timed(loader, window, device)
+
+    def run():
+        timed.times = []
+        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):  # the bars draw, out of sight
+            train_one_epoch(model, objective, optimizer, timed, device, schedule, on_step,
+                            cfg.trainer.log_every_n_steps, cfg.trainer.progress, "bench", precision, fmt)
+        return timed.windows()
+    return run
+
+
+def bare_epoch(cfg, model, train, device, window):
+    """The loop a user writes by hand: shuffle, slice, zero_grad, forward, loss, backward, step."""
+    x_all, y_all = (t.to(device) for t in train.tensors)
+    batch_size = cfg.data.batch_size
+    criterion = nn.CrossEntropyLoss()
+    params = [p for p in model.parameters() if p.requires_grad]
+    options = {k: v for k, v in cfg.optimizer.items() if k not in ("_target_", "_partial_")}
+    optimizer = instantiate({"_target_": cfg.optimizer._target_, "_partial_": True})(params, **options)
+    generator = torch.Generator().manual_seed(SEED)
+
+    def batches():
+        order = torch.randperm(len(y_all), generator=generator).to(device)
+        for start in range(0, len(y_all), batch_size):
+            idx = order[start:start + batch_size]
+            yield x_all[idx], y_all[idx]
+
+    timed = Timed(None, window, device)
+
+    def run():
+        timed.loader, timed.times = batches(), []
+        model.train()
+        for x, y in timed:
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+        return timed.windows()
+    return run
+
+
+class Timed:
+    """Wraps a loader and records the time at every `window`-th batch it hands out: the time between two
+    records is what the loop spent on `window` steps (fetch, step, its own bookkeeping)."""
+
+    def __init__(self, loader, window, device):
+        self.loader, self.window, self.device = loader, window, device
+        self.times = []
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        count = 0
+        for count, batch in enumerate(self.loader, start=1):
+            if count % self.window == 1 or self.window == 1:
+                self._record()
+            yield batch
+        if count % self.window == 0:  # the last window is complete too
+            self._record()
+
+    def _record(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()  # count what the GPU did, not what was queued
+        self.times.append(time.perf_counter())
+
+    def windows(self):
+        """Durations of the complete windows of the last epoch."""
+        return [b - a for a, b in zip(self.times, self.times[1:])]
+
+
+def bench(model_name, batch_size, optimizer, device, repeats, run_dir, overrides):
+    cfg, model, train, has_config = build_case(model_name, batch_size, optimizer, device, overrides)
+    steps, log_every = len(train) // batch_size, cfg.trainer.log_every_n_steps
+    window = log_every if steps >= 2 * log_every else 1
+    bare_model = copy.deepcopy(model)  # before the trainer's side converts or compiles its model
+    runs = {"trainer": trainer_epoch(cfg, model, train, device, run_dir, window),
+            "bare": bare_epoch(cfg, bare_model, train, device, window)}
+    for run in runs.values():  # warm-up: allocator, kernels, optimizer state, lazy imports
+        run()
+    times = {name: [] for name in runs}
+    for i in range(repeats):
+        order = list(runs) if i % 2 == 0 else list(reversed(runs))  # alternate who goes first
+        for name in order:
+            times[name] += runs[name]()
+    speed = {name: window * batch_size / low_percentile(t) for name, t in times.items()}
+    return {"model": model_name if has_config else f"{model_name}*", "batch": batch_size, "steps": steps,
+            "window": window, "samples": len(times["bare"]), "trainer": speed["trainer"], "bare": speed["bare"],
+            "ratio": speed["trainer"] / speed["bare"]}
+
+
+def low_percentile(values, q=0.2):
+    return sorted(values)[int(q * (len(values) - 1))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*",
+                        help="config overrides for the trainer's side only, e.g. trainer.precision=bf16")
+    parser.add_argument("--models", nargs="+", default=["small_cnn", "mlp", "resnet18_transfer"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[128, 4])
+    parser.add_argument("--optimizer", default="sgd", help="an option of conf/optimizer (default: the seeds' sgd)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=7, help="timed measurements of each loop per case")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads; 1 gives steadier numbers on a machine shared with other jobs")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+          f"optimizer {args.optimizer}, {args.repeats} epochs each, 20th percentile of window times, "
+          f"trainer overrides: {' '.join(args.overrides) or 'none'}")
+    print(f"{'model':<20} {'batch':>5} {'window':>6} {'windows':>7} {'trainer img/s':>14} {'bare img/s':>11} "
+          f"{'ratio':>6}")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as run_dir:
+        for model_name in args.models:
+            for batch_size in args.batch_sizes:
+                row = bench(model_name, batch_size, args.optimizer, device, args.repeats, run_dir, args.overrides)
+                print(f"{row['model']:<20} {row['batch']:>5} {row['window']:>6} {row['samples']:>7} "
+                      f"{row['trainer']:>14.0f} {row['bare']:>11.0f} {row['ratio']:>6.3f}", flush=True)
+    if not (config_dir() / "model" / "resnet18_transfer.yaml").is_file():
+        print("* no conf/model/resnet18_transfer.yaml: torchvision resnet18 (random weights), frozen backbone, new fc")
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
