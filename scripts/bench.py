@@ -35,7 +35,8 @@ from torch.utils.data import TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from trainer.config import config_dir  # noqa: E402
 from trainer.data import make_loader  # noqa: E402
-from trainer.loop import train_one_epoch  # noqa: E402
+from trainer.interrupt import StopOnSignal  # noqa: E402
+from trainer.loop import RunningMetrics, train_one_epoch  # noqa: E402
 from trainer.optim import build_optimizer, build_schedule  # noqa: E402
 from trainer.precision import Precision  # noqa: E402
 from trainer.speed import memory_format, prepare_model  # noqa: E402
@@ -69,7 +70,9 @@ def build_case(model_name, batch_size, optimizer, device, overrides=()):
     has_config = (config_dir() / "model" / f"{model_name}.yaml").is_file()
     cfg = compose_config(["data=synthetic", f"data.batch_size={batch_size}", f"optimizer={optimizer}",
                           "trainer.progress=true", f"trainer.device={device}"]
-                         + ([f"model={model_name}"] if has_config else []) + list(overrides))
+                         + ([f"model={model_name}"] if has_config else [])
+                         # no weight download here, and random weights cost the same time as ImageNet ones
+                         + (["model.weights=null"] if model_name.endswith("_transfer") else []) + list(overrides))
     steps = STEPS[(model_name, batch_size)]
     n = steps * batch_size
     splits = instantiate(cfg.data.source, num_samples=int(n / 0.69) + 10, seed=SEED)
@@ -96,8 +99,11 @@ def trainer_epoch(cfg, model, train, device, run_dir, window):
     def run():
         timed.times = []
         with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):  # the bars draw, out of sight
-            train_one_epoch(model, objective, optimizer, timed, device, schedule, on_step,
-                            cfg.trainer.log_every_n_steps, cfg.trainer.progress, "bench", precision, fmt)
+            metrics = RunningMetrics(device)
+            bar = {"desc": "bench", "total": len(loader), "disable": not cfg.trainer.progress}
+            train_one_epoch(model, objective, optimizer, timed, device, schedule, metrics, on_step,
+                            cfg.trainer.log_every_n_steps, StopOnSignal(), bar, precision, fmt)
+            metrics.compute()
         return timed.windows()
     return run
 
