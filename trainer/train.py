@@ -48,8 +48,11 @@ def check_model_fits_data(model, objective, splits, device):
     """Run one tiny batch and check the labels, so a mismatch fails here in one sentence, not deep in torch
     (on CUDA an out-of-range label is an opaque device-side assert)."""
     x, y = next(iter(make_loader(splits.train, 2, False, 0, 0)))
+    was_training = model.training
+    model.eval()  # a probe must not move BatchNorm statistics or draw dropout's random numbers
     with torch.no_grad():
         logits = model(x.to(device))
+    model.train(was_training)
     if logits.dim() != 2:
         raise UserError(f"the model returns logits of shape {list(logits.shape)}, not [batch, classes]: check model")
     num_classes = logits.shape[1]
