@@ -86,3 +86,19 @@ def test_bad_input_is_one_sentence_naming_the_key_and_nothing_is_written(tmp_pat
     with pytest.raises(UserError, match=says.replace("(", r"\(").replace(".", r"\.")):
         train(compose_config(["trainer.progress=false", *overrides]), tmp_path)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_non_editable_install_ships_the_config_inside_the_package(tmp_path):
+    target = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                                "--target", str(target), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert (target / "trainer" / "conf" / "loss" / "nll.yaml").is_file()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    shown = subprocess.run([sys.executable, "-m", "trainer", "--cfg", "job", "loss=nll"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "_target_: torch.nn.NLLLoss" in shown.stdout
+    where = subprocess.run([sys.executable, "-c", "import trainer.config as c; print(c.config_dir())"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert where.stdout.strip() == str(target / "trainer" / "conf")
