@@ -52,10 +52,12 @@ class RunningMetrics:
             # one bincount on the device: the pair (true, predicted) as the flat index true * C + predicted
             self.confusion += torch.bincount(labels * classes + predicted, minlength=classes * classes)
 
-    def accuracy(self):
-        """This process's running accuracy (a sync point)."""
+    def running(self):
+        """This process's running {"loss", "acc"} for a progress bar (a sync point, and no reduction over ranks:
+        only rank 0 draws bars)."""
         self._reduce()
-        return self.correct.item() / max(self.count, 1)
+        count = max(self.count, 1)
+        return {"loss": f"{self.loss_sum.item() / count:.4f}", "acc": f"{self.correct.item() / count:.3f}"}
 
     def state_dict(self):
         # a run interrupted mid-epoch resumes with the sums of the steps it had done
@@ -136,7 +138,7 @@ def train_one_epoch(model, objective, optimizer, batches, device, schedule, metr
                 on_step(step, value)
             if not progress.disable:
                 # shown at the bar's next timed refresh: forcing one per log step costs more than the step
-                progress.set_postfix(loss=f"{value:.4f}", acc=f"{metrics.accuracy():.3f}", refresh=False)
+                progress.set_postfix(metrics.running(), refresh=False)
         if stop is not None and stop.requested():
             break
     progress.close()
@@ -144,15 +146,20 @@ def train_one_epoch(model, objective, optimizer, batches, device, schedule, metr
 
 
 @torch.inference_mode()
-def evaluate(model, objective, loader, device, progress, desc, precision=FULL, memory_format=torch.preserve_format):
-    """Returns {"loss", "acc", "confusion"} over the loader, with the model in eval mode and no autograd."""
+def evaluate(model, objective, loader, device, progress, desc, precision=FULL, memory_format=torch.preserve_format,
+             show_every=20):
+    """Returns {"loss", "acc", "confusion"} over the loader, with the model in eval mode and no autograd. The
+    bar shows the running loss and accuracy every `show_every` batches."""
     model.eval()
     metrics = RunningMetrics(device, confusion=True)
-    for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+    bar = tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    for batch, (x, y) in enumerate(bar, start=1):
         x = x.to(device, non_blocking=True, memory_format=memory_format)
         y = y.to(device, non_blocking=True)
         with precision.autocast():
             logits = model(x)
             loss = objective(logits, y)
         metrics.update(loss, logits, y)
+        if progress and batch % show_every == 0:
+            bar.set_postfix(metrics.running(), refresh=False)
     return metrics.compute()
