@@ -204,3 +204,20 @@ def test_a_crashing_dataloader_worker_is_reported_with_the_num_workers_hint(tmp_
                           "data.source._target_=tests.test_resume.dies_in_workers"])
     with pytest.raises(UserError, match=r"a DataLoader worker failed .*: run with data.num_workers=0"):
         train(cfg, tmp_path)
+
+
+def test_a_resumed_run_from_the_cli_writes_status_and_metrics_into_its_own_run_dir(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cli = lambda *args: subprocess.run([sys.executable, "-m", "trainer", *EXACT, *args], cwd=tmp_path, env=env,
+                                       capture_output=True, text=True, timeout=120)
+    first = cli("trainer.epochs=1", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr
+    resumed = cli("trainer.epochs=2", f"ckpt_path={run}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'again'}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert not (tmp_path / "again" / "status.json").exists()
+    missing = cli(f"ckpt_path={tmp_path}/nowhere/last.pt", f"hydra.run.dir={tmp_path / 'third'}")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    assert json.loads((tmp_path / "third" / "status.json").read_text())["status"] == "failed"

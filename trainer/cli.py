@@ -18,20 +18,21 @@ log = logging.getLogger("trainer")
 
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
 def run(cfg):
-    from trainer.train import train  # imported here so `train --help` does not wait for torch
+    from trainer.train import run_dir_of, train  # imported here so `train --help` does not wait for torch
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
     started = time.perf_counter()
+    status_dir = run_dir_of(cfg, run_dir)  # status.json goes where the run's checkpoints and metrics are
     try:
         metrics = train(cfg, run_dir)
     except Interrupted as stop:
         # even in a sweep: the user (or the scheduler) wants the whole process to stop
-        write_status(run_dir, time.perf_counter() - started, stop)
+        write_status(status_dir, time.perf_counter() - started, stop)
         print(stop, file=sys.stderr)
         sys.exit(stop.exit_code)
     except Exception as error:
-        write_status(run_dir, time.perf_counter() - started, error)
+        write_status(status_dir, time.perf_counter() - started, error)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             # record and go on: the other jobs still run, the summary marks this one failed and the sweep exits 1
             log.error(f"job failed ({' '.join(hydra_cfg.overrides.task)}): {error}",
@@ -41,7 +42,7 @@ def run(cfg):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         raise
-    write_status(run_dir, time.perf_counter() - started)
+    write_status(status_dir, time.perf_counter() - started)
     return metrics.get("best/val_acc", metrics.get("test/acc"))  # what a sweeper (e.g. Optuna) maximises
 
 

@@ -166,6 +166,14 @@ def restore(state, model, optimizer, schedule, precision, ckpt_path):
     checkpoint.restore_rng(state["rng"])  # last: building the model above consumed random numbers
 
 
+def run_dir_of(cfg, new_dir):
+    """Where a training run writes: a resumed run continues in its checkpoint's run dir (so the same TensorBoard
+    run), any other in the new one Hydra made (also one whose ckpt_path does not exist: it fails there)."""
+    if cfg.mode == "train" and cfg.ckpt_path and Path(cfg.ckpt_path).is_file():
+        return Path(cfg.ckpt_path).resolve().parent.parent
+    return Path(new_dir)
+
+
 def train(cfg, run_dir):
     """Train (or resume from ckpt_path), validate every epoch, keep last.pt and best.pt, test best.pt;
     returns the final metrics."""
@@ -174,11 +182,10 @@ def train(cfg, run_dir):
         return evaluate_checkpoint(cfg, run_dir)
     started = time.perf_counter()
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
+    run_dir = run_dir_of(cfg, run_dir)
     if resume is not None:
         check_resumable(resume["config"], OmegaConf.to_container(cfg, resolve=True), cfg.ckpt_path)
-        run_dir = Path(cfg.ckpt_path).resolve().parent.parent  # the same run dir, so the same TensorBoard run
     else:
-        run_dir = Path(run_dir)
         refuse_to_overwrite(run_dir)
     seed_everything(cfg.seed)
     device = distributed.local_device(resolve_device(cfg.trainer.device))
