@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 
 
 def save(state, path):
@@ -25,16 +25,24 @@ def save(state, path):
         tmp.unlink(missing_ok=True)
 
 
-def load(path, key="ckpt_path"):
-    """Load with weights_only=True, so a checkpoint can never run code on load."""
+RUN_KEYS = ("model", "optimizer", "scheduler", "epoch", "progress", "rng", "config")  # what a run's checkpoint holds
+
+
+def load(path, key="ckpt_path", required=RUN_KEYS):
+    """Load with weights_only=True, so a checkpoint can never run code on load. `required`: the entries it must
+    have (a run's checkpoint by default; a plain state-dict file passes none)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{key}={path} does not exist: point {key} at a checkpoint such as RUN_DIR/checkpoints/best.pt")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated, corrupt or unsafe files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{key}={path} could not be loaded as a safe checkpoint ({first_line})") from None
+        raise UserError(f"{key}={path} could not be loaded as a safe checkpoint ({first_line(error)})") from None
+    missing = [name for name in required if not isinstance(state, dict) or name not in state]
+    if missing:
+        raise UserError(f"{key}={path} is not a checkpoint of a losslab run (it lacks {', '.join(missing)}): "
+                        "point it at RUN_DIR/checkpoints/last.pt or best.pt")
+    return state
 
 
 def rng_state():
