@@ -20,14 +20,9 @@ from torchvision.models import get_model, get_model_weights, list_models
 
 from trainer import checkpoint
 from trainer.data import Splits, make_loader
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 
 CACHE_SETTINGS = ("auto", True, False)
-
-
-def first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def weights_enum(arch):
@@ -72,7 +67,7 @@ def load_state_dict_file(arch, path):
     """The architecture with the weights of a state-dict file. Its output layer's entries are dropped: the head is
     replaced anyway, so a file saved with any class count fits."""
     network = get_model(arch, weights=None)
-    state = checkpoint.load(path, key="model.weights")
+    state = checkpoint.load(path, key="model.weights", required=())
     head_name, _ = last_linear(network, arch)
     state = {key: value for key, value in state.items() if not key.startswith(head_name + ".")}
     try:
