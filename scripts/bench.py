@@ -53,24 +53,11 @@ def compose_config(overrides):
         return compose(config_name="config", overrides=overrides)
 
 
-def resnet18_frozen(num_classes):
-    """ImageNet's ResNet-18 shape (random weights: no download here) with a frozen backbone and a new head.
-    Stands in for model=resnet18_transfer on branches that do not have that config."""
-    from torchvision.models import resnet18
-
-    model = resnet18(weights=None)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
-    return model
-
-
 def build_case(model_name, batch_size, optimizer, device, overrides=()):
     """Model, data and the config a user would compose for this case."""
-    has_config = (config_dir() / "model" / f"{model_name}.yaml").is_file()
     cfg = compose_config(["data=synthetic", f"data.batch_size={batch_size}", f"optimizer={optimizer}",
                           "trainer.progress=true", f"trainer.device={device}"]
-                         + ([f"model={model_name}"] if has_config else [])
+                         + [f"model={model_name}"]
                          # no weight download here, and random weights cost the same time as ImageNet ones
                          + (["model.weights=null"] if model_name.endswith("_transfer") else []) + list(overrides))
     steps = STEPS[(model_name, batch_size)]
@@ -79,8 +66,8 @@ def build_case(model_name, batch_size, optimizer, device, overrides=()):
     x, y = splits.train.tensors
     train = TensorDataset(x[:n].contiguous(), y[:n].contiguous())
     torch.manual_seed(SEED)
-    model = instantiate(cfg.model) if has_config else resnet18_frozen(cfg.data.num_classes)
-    return cfg, model.to(device), train, has_config
+    model = instantiate(cfg.model)
+    return cfg, model.to(device), train
 
 
 def trainer_epoch(cfg, model, train, device, run_dir, window):
@@ -169,7 +156,7 @@ class Timed:
 
 
 def bench(model_name, batch_size, optimizer, device, repeats, run_dir, overrides):
-    cfg, model, train, has_config = build_case(model_name, batch_size, optimizer, device, overrides)
+    cfg, model, train = build_case(model_name, batch_size, optimizer, device, overrides)
     steps, log_every = len(train) // batch_size, cfg.trainer.log_every_n_steps
     window = log_every if steps >= 2 * log_every else 1
     bare_model = copy.deepcopy(model)  # before the trainer's side converts or compiles its model
@@ -183,7 +170,7 @@ def bench(model_name, batch_size, optimizer, device, repeats, run_dir, overrides
         for name in order:
             times[name] += runs[name]()
     speed = {name: window * batch_size / low_percentile(t) for name, t in times.items()}
-    return {"model": model_name if has_config else f"{model_name}*", "batch": batch_size, "steps": steps,
+    return {"model": model_name, "batch": batch_size, "steps": steps,
             "window": window, "samples": len(times["bare"]), "trainer": speed["trainer"], "bare": speed["bare"],
             "ratio": speed["trainer"] / speed["bare"]}
 
@@ -219,8 +206,6 @@ def main():
                 row = bench(model_name, batch_size, args.optimizer, device, args.repeats, run_dir, args.overrides)
                 print(f"{row['model']:<20} {row['batch']:>5} {row['window']:>6} {row['samples']:>7} "
                       f"{row['trainer']:>14.0f} {row['bare']:>11.0f} {row['ratio']:>6.3f}", flush=True)
-    if not (config_dir() / "model" / "resnet18_transfer.yaml").is_file():
-        print("* no conf/model/resnet18_transfer.yaml: torchvision resnet18 (random weights), frozen backbone, new fc")
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 
 MODES = ("train", "eval")
 
@@ -54,5 +54,5 @@ def build(node, key, **kwargs):
             cause = cause.__cause__
         if cause is not None:
             raise cause from None
-        reason = str(error.__cause__ or error).strip().splitlines()[0]
-        raise UserError(f"{key} could not be built from {node.get('_target_', 'its config')}: {reason}") from None
+        raise UserError(f"{key} could not be built from {node.get('_target_', 'its config')}: "
+                        f"{first_line(error.__cause__ or error)}") from None

@@ -14,7 +14,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from torchvision.transforms import v2
 
 from trainer.data import Splits, labels_of, split_indices
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 
 PIL_MODES = {1: "L", 3: "RGB"}  # the channels an image is converted to
 
@@ -118,8 +118,8 @@ def open_torchvision(dataset, root, download, train):
         if not download:
             raise UserError(f"data.root={root} holds no {name} and data.download=false: set data.download=true "
                             f"or point data.root at a folder that holds it") from None
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"data.root={root} holds no {name} and data.download=true could not fetch it ({reason}): "
+        raise UserError(f"data.root={root} holds no {name} and data.download=true could not fetch it "
+                        f"({first_line(error)}): "
                         f"copy the dataset into data.root from a machine with internet, or point data.root at a copy"
                         ) from None
 

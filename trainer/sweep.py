@@ -16,6 +16,8 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
+from trainer.errors import first_line
+
 METRIC_COLUMNS = (  # (metrics.json key, column title, format)
     ("best/val_acc", "best val acc", "{:.4f}"),
     ("best/epoch", "best epoch", "{:d}"),
@@ -53,11 +55,6 @@ OmegaConf.register_new_resolver("unique_dir", claim_dir, use_cache=True, replace
 
 
 # --- what each job records ----------------------------------------------------------------------------------
-
-def first_line(error):
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
 
 def write_status(run_dir, wall_time_s, error=None):
     """status.json: done, or failed (interrupted, for a stop by a signal) with the error's first line; the

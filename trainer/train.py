@@ -13,7 +13,7 @@ from trainer import checkpoint, distributed
 from trainer.config import build, validate
 from trainer.data import Splits, epoch_batches, labels_of, make_loader, resolve_num_classes
 from trainer.device import resolve_device
-from trainer.errors import UserError
+from trainer.errors import UserError, first_line
 from trainer.interrupt import Interrupted, StopOnSignal
 from trainer.loop import NonFiniteLoss, RunningMetrics, evaluate, train_one_epoch
 from trainer.optim import build_optimizer, build_schedule, current_lr
@@ -158,8 +158,7 @@ def restore(state, model, optimizer, schedule, precision, ckpt_path):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise UserError(f"ckpt_path={ckpt_path} does not fit this model and optimizer ({first})") from None
+        raise UserError(f"ckpt_path={ckpt_path} does not fit this model and optimizer ({first_line(error)})") from None
     schedule.load_state_dict(state["scheduler"])
     if precision.scaler is not None and state.get("scaler"):
         precision.scaler.load_state_dict(state["scaler"])
@@ -220,8 +219,7 @@ def train(cfg, run_dir):
     except Exception as error:
         if "DataLoader worker" not in str(error):
             raise
-        first = str(error).strip().splitlines()[0]
-        raise UserError(f"a DataLoader worker failed ({first}): run with data.num_workers=0 to see the error "
+        raise UserError(f"a DataLoader worker failed ({first_line(error)}): run with data.num_workers=0 to see the error "
                         "in the main process") from None
     finally:
         tracker.close()
