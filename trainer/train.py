@@ -50,8 +50,12 @@ def check_model_fits_data(model, objective, splits, device):
     x, y = next(iter(make_loader(splits.train, 2, False, 0, 0)))
     was_training = model.training
     model.eval()  # a probe must not move BatchNorm statistics or draw dropout's random numbers
-    with torch.no_grad():
-        logits = model(x.to(device))
+    try:
+        with torch.no_grad():
+            logits = model(x.to(device))
+    except (RuntimeError, ValueError) as error:
+        raise UserError(f"the model cannot take samples of data.shape={list(x.shape[1:])} ({first_line(error)}): "
+                        "check data.shape and the model's settings") from None
     model.train(was_training)
     if logits.dim() != 2:
         raise UserError(f"the model returns logits of shape {list(logits.shape)}, not [batch, classes]: check model")
