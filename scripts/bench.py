@@ -19,7 +19,6 @@ batches, where logging is negligible) are timed per step. Data is synthetic and 
 """
 import argparse
 import contextlib
-import copy
 import os
 import sys
 import tempfile
@@ -30,16 +29,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch import nn
-from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from trainer.assemble import assemble  # noqa: E402
 from trainer.config import config_dir  # noqa: E402
-from trainer.data import make_loader  # noqa: E402
+from trainer.data import split_indices  # noqa: E402
 from trainer.interrupt import StopOnSignal  # noqa: E402
-from trainer.loop import RunningMetrics, train_one_epoch  # noqa: E402
-from trainer.optim import build_optimizer, build_schedule  # noqa: E402
-from trainer.precision import Precision  # noqa: E402
-from trainer.speed import memory_format, prepare_model  # noqa: E402
+from trainer.loop import train_one_epoch  # noqa: E402
+from trainer.metrics import RunningMetrics  # noqa: E402
 from trainer.tracking import Tracker  # noqa: E402
 
 # steps per timed measurement: enough to dwarf timer noise, few enough that the whole table takes minutes on a CPU
@@ -53,52 +50,56 @@ def compose_config(overrides):
         return compose(config_name="config", overrides=overrides)
 
 
+def samples_for(train_size, cfg):
+    """How many samples data=synthetic needs so that its train split holds exactly `train_size`."""
+    source = cfg.data.source
+    total = train_size
+    while len(split_indices(total, source.val_fraction, source.test_fraction, 0)[0]) < train_size:
+        total += 1
+    return total
+
+
 def build_case(model_name, batch_size, optimizer, device, overrides=()):
-    """Model, data and the config a user would compose for this case."""
-    cfg = compose_config(["data=synthetic", f"data.batch_size={batch_size}", f"optimizer={optimizer}",
-                          "trainer.progress=true", f"trainer.device={device}"]
-                         + [f"model={model_name}"]
-                         # no weight download here, and random weights cost the same time as ImageNet ones
-                         + (["model.weights=null"] if model_name.endswith("_transfer") else []) + list(overrides))
-    steps = STEPS[(model_name, batch_size)]
-    n = steps * batch_size
-    splits = instantiate(cfg.data.source, num_samples=int(n / 0.69) + 10, seed=SEED)
-    x, y = splits.train.tensors
-    train = TensorDataset(x[:n].contiguous(), y[:n].contiguous())
-    torch.manual_seed(SEED)
-    model = instantiate(cfg.model)
-    return cfg, model.to(device), train
+    """The run a user would compose for this case, assembled by the trainer itself, with exactly STEPS full
+    batches of training data."""
+    case = ["data=synthetic", f"data.batch_size={batch_size}", f"optimizer={optimizer}", "trainer.progress=true",
+            f"trainer.device={device}", f"model={model_name}", f"seed={SEED}"]
+    # no weight download here, random weights cost the same time as ImageNet ones, and the bare loop runs the whole
+    # network every step, so the trainer's side does too (scripts/bench_feature_cache.py measures the cache)
+    case += ["model.weights=null", "model.cache_features=false"] if model_name.endswith("_transfer") else []
+    cfg = compose_config(case + list(overrides))
+    total = samples_for(STEPS[(model_name, batch_size)] * batch_size, cfg)
+    return assemble(compose_config(case + [f"data.source.num_samples={total}"] + list(overrides)))
 
 
-def trainer_epoch(cfg, model, train, device, run_dir, window):
-    """One epoch of the trainer's own loop, built exactly as trainer.train builds it."""
-    loader = make_loader(train, cfg.data.batch_size, True, cfg.data.num_workers, cfg.seed, device.type == "cuda",
-                         device)
-    objective = instantiate(cfg.loss).to(device)
-    precision, fmt = Precision(cfg.trainer.precision, device), memory_format(cfg.trainer.channels_last, cfg.data.shape)
-    model = prepare_model(model, fmt, cfg.trainer.compile)
-    optimizer = build_optimizer(cfg.optimizer, model)
-    schedule = build_schedule(cfg.scheduler, optimizer, len(loader), 1)
+def trainer_epoch(parts, run_dir, window):
+    """One epoch of the trainer's own loop on the run assemble() built, as trainer.train runs it."""
+    cfg, device = parts.cfg, parts.runtime.device
     tracker = Tracker(run_dir)
-    on_step = lambda step, value: tracker.scalars({"loss/train_step": value}, step)
-    timed = Timed(loader, window, device)
+    on_log = lambda step, values: tracker.scalars(values, step)
+    timed = Timed(parts.loaders.train, window, device)
 
     def run():
         timed.times = []
         with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):  # the bars draw, out of sight
             metrics = RunningMetrics(device)
-            bar = {"desc": "bench", "total": len(loader), "disable": not cfg.trainer.progress}
-            train_one_epoch(model, objective, optimizer, timed, device, schedule, metrics, on_step,
-                            cfg.trainer.log_every_n_steps, StopOnSignal(), bar, precision, fmt)
+            train_one_epoch(parts.train_net, timed, objective=parts.objective, optimizer=parts.optimizer,
+                            schedule=parts.schedule, metrics=metrics, runtime=parts.runtime,
+                            total_steps=len(parts.loaders.train), desc="bench",
+                            log_every=cfg.trainer.log_every_n_steps, on_log=on_log, stop=StopOnSignal())
             metrics.compute()
         return timed.windows()
     return run
 
 
-def bare_epoch(cfg, model, train, device, window):
-    """The loop a user writes by hand: shuffle, slice, zero_grad, forward, loss, backward, step."""
-    x_all, y_all = (t.to(device) for t in train.tensors)
+def bare_epoch(parts, window):
+    """The loop a user writes by hand: shuffle, slice, zero_grad, forward, loss, backward, step; float32, on a
+    plain copy of the trainer's model (same weights, not converted or compiled)."""
+    cfg, device = parts.cfg, parts.runtime.device
+    x_all, y_all = (t.to(device) for t in parts.loaders.train.tensors)
     batch_size = cfg.data.batch_size
+    model = instantiate(cfg.model).to(device)
+    model.load_state_dict(parts.model.state_dict())
     criterion = nn.CrossEntropyLoss()
     params = [p for p in model.parameters() if p.requires_grad]
     options = {k: v for k, v in cfg.optimizer.items() if k not in ("_target_", "_partial_")}
@@ -156,12 +157,10 @@ class Timed:
 
 
 def bench(model_name, batch_size, optimizer, device, repeats, run_dir, overrides):
-    cfg, model, train = build_case(model_name, batch_size, optimizer, device, overrides)
-    steps, log_every = len(train) // batch_size, cfg.trainer.log_every_n_steps
+    parts = build_case(model_name, batch_size, optimizer, device, overrides)
+    steps, log_every = len(parts.loaders.train), parts.cfg.trainer.log_every_n_steps
     window = log_every if steps >= 2 * log_every else 1
-    bare_model = copy.deepcopy(model)  # before the trainer's side converts or compiles its model
-    runs = {"trainer": trainer_epoch(cfg, model, train, device, run_dir, window),
-            "bare": bare_epoch(cfg, bare_model, train, device, window)}
+    runs = {"trainer": trainer_epoch(parts, run_dir, window), "bare": bare_epoch(parts, window)}
     for run in runs.values():  # warm-up: allocator, kernels, optimizer state, lazy imports
         run()
     times = {name: [] for name in runs}

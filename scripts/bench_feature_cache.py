@@ -1,7 +1,8 @@
 """How much the feature cache saves: epoch times of a frozen-backbone transfer model, cached vs uncached.
 
-Runs the trainer's own pieces (build_run, cache_features, train_one_epoch, evaluate) on synthetic CIFAR-shaped
-data with random weights (the timing does not depend on the weights' values), and prints per-epoch seconds:
+Assembles the run as trainer.train does (trainer.assemble: the feature cache is the model's own training view) on
+synthetic CIFAR-shaped data with random weights (the timing does not depend on the weights' values), and prints
+per-epoch seconds:
 
     python scripts/bench_feature_cache.py                      # resnet18_transfer, 2000 images of 3x32x32
     python scripts/bench_feature_cache.py --model vgg16_transfer --image-size 64 --samples 500
@@ -10,36 +11,33 @@ The cached run's first epoch includes the one backbone pass over every split; la
 """
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 
-from trainer.config import config_dir
-from trainer.device import resolve_device
-from trainer.loop import RunningMetrics, evaluate, train_one_epoch
-from trainer.optim import build_optimizer, build_schedule
-from trainer.train import build_loaders, build_run, seed_everything
-from trainer.transfer import cache_features
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from trainer.assemble import assemble  # noqa: E402
+from trainer.config import config_dir  # noqa: E402
+from trainer.loop import evaluate, train_one_epoch  # noqa: E402
+from trainer.metrics import RunningMetrics  # noqa: E402
 
 
 def epoch_times(overrides, epochs):
-    """Seconds per epoch (train + validate); the first includes computing the cached features, if any."""
+    """Seconds per epoch (train + validate); the first includes building the run, and so computing the cached
+    features, if any."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.trainer.device)
-    splits, model, objective = build_run(cfg, device)
+        cfg = compose(config_name="config", overrides=[*overrides, f"trainer.epochs={epochs}"])
     times, start = [], time.perf_counter()
-    net, splits = cache_features(model, splits, cfg.data, device)
-    loaders = build_loaders(splits, cfg.data, cfg.seed, device)
-    optimizer = build_optimizer(cfg.optimizer, model)
-    schedule = build_schedule(cfg.scheduler, optimizer, len(loaders.train), epochs)
-    for epoch in range(epochs):
-        train_one_epoch(net, objective, optimizer, loaders.train, device, schedule, RunningMetrics(device),
+    parts = assemble(cfg)
+    for _ in range(epochs):
+        train_one_epoch(parts.train_net, parts.loaders.train, objective=parts.objective, optimizer=parts.optimizer,
+                        schedule=parts.schedule, metrics=RunningMetrics(parts.runtime.device), runtime=parts.runtime,
                         log_every=cfg.trainer.log_every_n_steps)
-        val = evaluate(net, objective, loaders.val, device, False, "")
-        if device.type == "cuda":
+        val = evaluate(parts.net, parts.loaders.val, objective=parts.objective, runtime=parts.runtime)
+        if parts.runtime.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
         start = time.perf_counter()
@@ -57,7 +55,7 @@ def main():
     args = parser.parse_args()
     common = [f"model={args.model}", "model.weights=null", "data=synthetic", f"data.image_size={args.image_size}",
               f"data.source.num_samples={args.samples}", f"data.batch_size={args.batch_size}",
-              f"trainer.device={args.device}"]
+              f"trainer.device={args.device}", "trainer.progress=false"]
     print(f"{args.model}, {args.samples} synthetic images of 3x{args.image_size}x{args.image_size}, batch "
           f"{args.batch_size}, {args.epochs} epochs, torch threads {torch.get_num_threads()}")
     results = {}

@@ -1,11 +1,22 @@
+"""What every test file shares: composing the real config, listing the options of a group, and running the `train`
+command as a user does (a subprocess, from a directory that is not the repo)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hydra import compose, initialize_config_dir
 
 from trainer.config import config_dir
 
+REPO = Path(__file__).resolve().parents[1]
 CONF = config_dir()
 # Shrinks any run to a second or two on a CPU: one epoch, no progress bars.
 FAST = ["trainer.epochs=1", "trainer.progress=false", "trainer.device=cpu"]
+# Tiny synthetic data and an MLP: a run takes well under a second after imports.
+TINY = ["data=synthetic", "data.source.num_samples=200", "data.channels=1", "data.image_size=8",
+        "data.num_classes=4", "model=mlp", "trainer.progress=false", "trainer.device=cpu"]
 
 
 def compose_config(overrides=()):
@@ -16,6 +27,20 @@ def compose_config(overrides=()):
 def options(group):
     """Every option of a config group, read from conf/ so a new YAML file is tested the day it is added."""
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def run(overrides, run_dir):
+    """What `train OVERRIDES` does inside Hydra's job, called directly: check the config, run its mode."""
+    from trainer.cli import dispatch
+
+    return dispatch(compose_config(overrides), run_dir)
+
+
+def run_cli(cwd, *args, env=None, timeout=300):
+    """`python -m trainer ARGS` in `cwd`, with this checkout first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "trainer", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Image datasets on files the tests write: MNIST-format files for the torchvision path, PNG folders in both
 image_folder layouts, and the one-sentence errors for missing data."""
-import struct
 from urllib.error import URLError
 
 import pytest
@@ -10,37 +9,9 @@ from PIL import Image
 from torch.utils.data import TensorDataset
 
 from tests.conftest import compose_config
-from trainer import checkpoint
+from tests.datafiles import COLOURS, write_mnist, write_pngs
 from trainer.config import build
 from trainer.errors import UserError
-from trainer.train import build_run, evaluate_checkpoint, train
-
-COLOURS = {"cat": (250, 10, 10), "dog": (10, 250, 10), "owl": (10, 10, 250)}  # each class has its own colour
-
-
-def write_idx(path, values, dims):
-    """An MNIST idx file: magic (0, 0, uint8 type 8, number of dims), big-endian sizes, then the bytes."""
-    header = struct.pack(">BBBB", 0, 0, 8, len(dims)) + b"".join(struct.pack(">I", d) for d in dims)
-    path.write_bytes(header + bytes(values))
-
-
-def write_mnist(folder, n_train=20, n_test=10):
-    """Tiny MNIST-format files where torchvision looks for them; image i is filled with the value 10 * label."""
-    raw = folder / "raw"
-    raw.mkdir(parents=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = [i % 10 for i in range(n)]
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", [10 * label for label in labels for _ in range(28 * 28)],
-                  (n, 28, 28))
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, (n,))
-
-
-def write_pngs(folder, classes, per_class):
-    for name in classes:
-        (folder / name).mkdir(parents=True)
-        for i in range(per_class):
-            Image.new("RGB", (20 + i, 24), COLOURS[name]).save(folder / name / f"{i}.png")  # sizes differ
-
 
 def source(data, *overrides, seed=0):
     return build(compose_config([f"data={data}", "data.num_workers=0", *overrides]).data.source, "data", seed=seed)
@@ -161,24 +132,3 @@ def test_unusable_image_folder_is_a_user_error_naming_data_root(layout, message,
     with pytest.raises(UserError, match=message) as error:
         source("image_folder", f"data.root={root}")
     assert "data.root" in str(error.value)
-
-
-def test_image_folder_class_count_reaches_the_model_and_the_checkpoint(tmp_path, cfg_factory):
-    write_pngs(tmp_path / "images", ["cat", "dog", "owl"], 8)
-    cfg = cfg_factory("data=image_folder", f"data.root={tmp_path / 'images'}", "data.image_size=16",
-                      "data.num_workers=0", "data.cache=true", "trainer.epochs=3", "optimizer.lr=0.01")
-    assert cfg.data.num_classes is None
-    metrics = train(cfg, tmp_path / "run")
-    stored = checkpoint.load(tmp_path / "run" / "checkpoints" / "best.pt")
-    assert stored["config"]["data"]["num_classes"] == 3 and stored["model"]["head.4.weight"].shape[0] == 3
-    assert metrics["best/val_acc"] == 1.0  # three solid colours are easy
-    evaluated = evaluate_checkpoint(cfg_factory("mode=eval", f"ckpt_path={tmp_path / 'run/checkpoints/best.pt'}"),
-                                    tmp_path / "eval")
-    assert evaluated["test/acc"] == metrics["test/acc"]
-
-
-def test_a_class_count_that_contradicts_the_folders_is_a_user_error(tmp_path):
-    write_pngs(tmp_path, ["cat", "dog"], 4)
-    cfg = compose_config(["data=image_folder", f"data.root={tmp_path}", "data.num_classes=5", "data.num_workers=0"])
-    with pytest.raises(UserError, match="data.num_classes=5 but the dataset has 2 classes"):
-        build_run(cfg, torch.device("cpu"))

@@ -45,4 +45,4 @@ def test_mlp_uses_the_chosen_activation(name):
 
 def test_unknown_activation_names_the_key_and_the_choices():
     with pytest.raises(UserError, match=r"model.activation=gelu .* relu, sigmoid, tanh, leaky_relu, prelu"):
-        MLP([4], 3, hidden=[8], activation="gelu")
+        MLP(in_shape=[4], num_classes=3, hidden=[8], activation="gelu")

@@ -1,19 +1,20 @@
-"""The sweep summary, built from fabricated job dirs (no training), status.json, and unique output dirs."""
+"""Sweeps: the summary built from fabricated job dirs (no training), then real sweeps as subprocesses on tiny data
+(a failing job, unique sweep dirs, the joblib and submitit launchers, the Optuna sweeper)."""
 import csv
 import json
-import multiprocessing
 import os
+import re
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from tests.conftest import CONF
-from trainer.sweep import claim_dir, read_jobs, summarize, write_status
+from tests.conftest import REPO, TINY, compose_config, options, run_cli
+from trainer.rundir import write_status
+from trainer.sweep import read_jobs, summarize
 
 
 def make_job(sweep_dir, num, overrides, status="done", best_val=None, test_acc=None, error=None, wall=1.0,
@@ -109,39 +110,9 @@ def test_jobs_are_found_in_nested_dirs_in_launch_order(tmp_path):
     assert [job.overrides for job in read_jobs(tmp_path)] == [["data.root=z"], ["data.root=a/b"]]
 
 
-def test_status_json_records_the_errors_first_line_and_wall_time(tmp_path):
-    write_status(tmp_path, 12.34567, ValueError("first line\nsecond line"))
-    assert json.loads((tmp_path / "status.json").read_text()) == {
-        "status": "failed", "error": "first line", "error_type": "ValueError", "wall_time_s": 12.346}
-    write_status(tmp_path, 1.0)
-    assert json.loads((tmp_path / "status.json").read_text())["status"] == "done"
-
-
-def test_claim_dir_gives_a_second_claim_of_the_same_folder_a_suffix(tmp_path):
-    base = str(tmp_path / "multirun" / "2024-01-01" / "12-00-00")
-    assert [claim_dir(base) for _ in range(3)] == [base, base + "_2", base + "_3"]
-
-
-def test_processes_claiming_the_same_folder_at_once_all_get_their_own(tmp_path):
-    base = str(tmp_path / "12-00-00")
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        claimed = pool.map(claim_dir, [base] * 8)
-    assert len(set(claimed)) == 8 and set(claimed) == {base} | {f"{base}_{i}" for i in range(2, 9)}
-
-
-def test_run_and_sweep_dirs_are_claimed_through_unique_dir():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        hydra = compose(config_name="config", return_hydra_config=True).hydra
-    assert OmegaConf.to_container(hydra.run)["dir"] == "${unique_dir:outputs/${oc.env:LOSSLAB_RUN_TIME,${now:%Y-%m-%d}/${now:%H-%M-%S}}}"
-    assert OmegaConf.to_container(hydra.sweep)["dir"] == (
-        "${unique_dir:outputs/multirun/${oc.env:LOSSLAB_RUN_TIME,${now:%Y-%m-%d}/${now:%H-%M-%S}}}")
-
-
-
 def summarize_script(sweep_dir):
-    root = Path(__file__).resolve().parents[1]
-    return subprocess.run([sys.executable, str(root / "scripts" / "summarize.py"), str(sweep_dir)],
-                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "summarize.py"), str(sweep_dir)],
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
 
 
 def test_summarize_script_rewrites_the_summary_of_an_interrupted_sweep(loss_sweep):
@@ -154,3 +125,94 @@ def test_summarize_script_rewrites_the_summary_of_an_interrupted_sweep(loss_swee
 def test_summarize_script_says_what_to_pass_when_the_folder_has_no_jobs(tmp_path):
     result = summarize_script(tmp_path)
     assert result.returncode == 2 and "has no job folders" in result.stderr
+
+
+# --- real sweeps ----------------------------------------------------------------------------------------------
+
+
+def sweep_dirs(cwd):
+    """The sweep dirs under cwd that have a summary (the Optuna sweeper writes no multirun.yaml)."""
+    return sorted(p.parent for p in (Path(cwd) / "outputs" / "multirun").glob("*/*/summary.md"))
+
+
+def test_a_failing_job_is_recorded_the_other_completes_and_the_sweep_exits_1(tmp_path):
+    result = run_cli(tmp_path, "-m", *TINY, "trainer.epochs=1", "optimizer=sgd", "optimizer.lr=0.1,1e30")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "error: 1 of 2 jobs failed" in result.stderr
+    [sweep] = sweep_dirs(tmp_path)
+    statuses = {p.parent.name.split("optimizer.lr=")[1].split(",")[0]: json.loads(p.read_text())
+                for p in sweep.glob("*/status.json")}
+    assert statuses["0.1"]["status"] == "done" and statuses["0.1"]["wall_time_s"] > 0
+    assert statuses["1e+30"]["status"] == "failed"
+    assert statuses["1e+30"]["error"].startswith("the training loss became nan in epoch 1 by step")
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["rank"], r["status"]) for r in rows] == [("1", "done"), ("2", "failed")]
+    assert "optimizer.lr=0.1" in rows[0]["overrides"] and float(rows[0]["best/val_acc"]) > 0.5  # chance is 0.25
+    # the table is printed, and written with the picture
+    assert "| 1 | optimizer.lr=0.1 | done |" in result.stdout
+    assert "| 1 | optimizer.lr=0.1 | done |" in (sweep / "summary.md").read_text()
+    assert (sweep / "curves.png").stat().st_size > 10_000
+
+
+def test_joblib_runs_two_jobs_into_a_fresh_sweep_dir_when_this_seconds_one_exists(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    # Stand-ins for a sweep started in the same second: the folders for the next seconds already exist.
+    now = datetime.now()
+    taken = [tmp_path / "outputs" / "multirun" / f"{t:%Y-%m-%d}" / f"{t:%H-%M-%S}"
+             for t in (now + timedelta(seconds=s) for s in range(60))]
+    for folder in taken:
+        folder.mkdir(parents=True, exist_ok=True)
+    result = run_cli(tmp_path, "-m", *TINY, "trainer.epochs=1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     "loss=ce,mse")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(not any(folder.iterdir()) for folder in taken)  # nobody wrote into the other sweep's folder
+    [sweep] = sweep_dirs(tmp_path)
+    assert sweep.name.endswith("_2") and sweep.parent / sweep.name[:-2] in taken
+    # both jobs, each in its own process, agree on the claimed folder
+    losses = [o for p in sweep.glob("*/status.json") for o in p.parent.name.split(",") if o.startswith("loss=")]
+    assert sorted(losses) == ["loss=ce", "loss=mse"]
+    assert sorted(r["status"] for r in csv.DictReader((sweep / "summary.csv").open())) == ["done", "done"]
+    assert not (tmp_path / "outputs" / f"{now:%Y-%m-%d}").exists()  # no stray single-run folder
+
+
+def test_optuna_searches_lr_and_loss_and_maximises_best_val_acc(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    result = run_cli(tmp_path, "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "model=mlp",
+                     "trainer.epochs=1", "trainer.progress=false", "trainer.device=cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [sweep] = sweep_dirs(tmp_path)
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 3 and all(r["status"] == "done" for r in rows)
+    assert all("optimizer.lr=" in r["overrides"] and "loss=" in r["overrides"] for r in rows)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(max(float(r["best/val_acc"]) for r in rows))
+    assert set(best["best_params"]) == {"optimizer.lr", "loss"}
+
+
+def test_every_hparams_search_option_composes_into_a_maximising_sweeper():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+
+    for option in options("hparams_search"):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"hparams_search={option}"], return_hydra_config=True)
+        assert cfg.hydra.sweeper.direction == "maximize"
+        assert set(cfg.hydra.sweeper.params) == {"optimizer.lr", "loss"}
+
+
+def test_hparams_search_is_off_by_default():
+    assert compose_config().get("hparams_search") is None
+
+
+def test_submitit_local_runs_a_two_job_sweep(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_cli(tmp_path, "--multirun", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+                     "data=iris", "model=mlp", "trainer.epochs=10", "trainer.progress=false", "trainer.device=cpu",
+                     "seed=0,1", env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/*/metrics.json"))  # one dir per job, named
+    assert [re.search(r"seed=(\d)", p.parent.name).group(1) for p in jobs] == ["0", "1"]  # by its overrides
+    assert all(json.loads(p.read_text())["test/acc"] > 0.6 for p in jobs)  # chance is 1/3
+    assert list((tmp_path / "outputs" / "multirun").glob("*/*/.submitit"))  # submitit's own job logs

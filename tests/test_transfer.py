@@ -8,23 +8,23 @@ import torch
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 
-from tests.conftest import compose_config, options
+from tests.conftest import FAST, compose_config, options, run
 from trainer import checkpoint
+from trainer.assemble import assemble
 from trainer.data import TensorLoader
 from trainer.errors import UserError
-from trainer.loop import RunningMetrics, train_one_epoch
+from trainer.loop import train_one_epoch
 from trainer.losses import Objective
+from trainer.metrics import RunningMetrics
 from trainer.optim import Schedule, build_optimizer, build_schedule
-from trainer.train import evaluate_checkpoint, train
-from trainer.transfer import (TransferModel, cached_weights_file, cache_features, fine_tuning,
-                              uses_feature_cache)
+from trainer.transfer import TransferModel, cached_weights_file, uses_feature_cache
 
 TINY = ["data=synthetic", "data.image_size=32", "data.source.num_samples=40", "model.weights=null"]
 SMALL = ["data=synthetic", "data.image_size=16", "data.source.num_samples=24", "model.weights=null"]  # ResNet only
 
 
 def resnet18(num_classes=3, **settings):
-    return TransferModel("resnet18", [3, 16, 16], num_classes, weights=None, **settings)
+    return TransferModel(arch="resnet18", in_shape=[3, 16, 16], num_classes=num_classes, weights=None, **settings)
 
 
 def backbone_tensors(model):
@@ -60,7 +60,7 @@ def test_resnet18_fc_becomes_identity_and_the_head_reads_its_512_features():
 
 
 def test_any_torchvision_arch_gets_its_last_linear_replaced():
-    model = TransferModel("mobilenet_v3_small", [3, 32, 32], 4, weights=None)
+    model = TransferModel(arch="mobilenet_v3_small", in_shape=[3, 32, 32], num_classes=4, weights=None)
     assert isinstance(model.backbone.classifier[3], nn.Identity)
     assert (model.head.in_features, model.head.out_features) == (1024, 4)
 
@@ -69,7 +69,7 @@ def test_any_torchvision_arch_gets_its_last_linear_replaced():
                                            ("squeezenet1_1", "no Linear output layer")])
 def test_unusable_arch_is_a_user_error(arch, message):
     with pytest.raises(UserError, match=message):
-        TransferModel(arch, [3, 32, 32], 4, weights=None)
+        TransferModel(arch=arch, in_shape=[3, 32, 32], num_classes=4, weights=None)
 
 
 def test_grayscale_is_repeated_to_three_channels_and_normalised_like_the_weights():
@@ -83,7 +83,7 @@ def test_grayscale_is_repeated_to_three_channels_and_normalised_like_the_weights
 
 def test_two_channel_images_are_a_user_error_naming_data_channels():
     with pytest.raises(UserError, match="data.channels=3"):
-        TransferModel("resnet18", [2, 32, 32], 3, weights=None)
+        TransferModel(arch="resnet18", in_shape=[2, 32, 32], num_classes=3, weights=None)
 
 
 # --- weights ----------------------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ def test_default_weights_load_from_the_torch_home_cache(offline, resnet18_state)
     assert cached_weights_file(weights) == path
     path.parent.mkdir(parents=True)
     torch.save(resnet18_state, path)
-    model = TransferModel("resnet18", [3, 32, 32], 5, weights="DEFAULT")
+    model = TransferModel(arch="resnet18", in_shape=[3, 32, 32], num_classes=5, weights="DEFAULT")
     assert torch.equal(model.backbone.conv1.weight, resnet18_state["conv1.weight"])
     assert torch.equal(model.backbone.layer4[1].bn2.running_mean, resnet18_state["layer4.1.bn2.running_mean"])
     assert model.head.out_features == 5
@@ -105,7 +105,7 @@ def test_weights_load_from_a_state_dict_file_of_any_class_count(tmp_path, resnet
     resnet18_state["fc.weight"], resnet18_state["fc.bias"] = torch.zeros(7, 512), torch.zeros(7)  # a 7-class head
     path = tmp_path / "mine.pth"
     torch.save(resnet18_state, path)
-    model = TransferModel("resnet18", [3, 32, 32], 3, weights=str(path))
+    model = TransferModel(arch="resnet18", in_shape=[3, 32, 32], num_classes=3, weights=str(path))
     assert torch.equal(model.backbone.layer1[0].conv1.weight, resnet18_state["layer1.0.conv1.weight"])
 
 
@@ -113,13 +113,13 @@ def test_a_state_dict_of_another_network_is_a_user_error(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"encoder.weight": torch.zeros(3)}, path)
     with pytest.raises(UserError, match="does not fit model.arch=resnet18"):
-        TransferModel("resnet18", [3, 32, 32], 3, weights=str(path))
+        TransferModel(arch="resnet18", in_shape=[3, 32, 32], num_classes=3, weights=str(path))
 
 
 def test_offline_without_cached_weights_names_the_file_and_the_alternatives(offline):
     expected = offline / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(UserError) as error:
-        TransferModel("resnet18", [3, 32, 32], 3, weights="DEFAULT")
+        TransferModel(arch="resnet18", in_shape=[3, 32, 32], num_classes=3, weights="DEFAULT")
     message = str(error.value)
     assert str(expected) in message and "model.weights=null" in message and "/path/to/state_dict" in message
     assert "\n" not in message
@@ -127,7 +127,7 @@ def test_offline_without_cached_weights_names_the_file_and_the_alternatives(offl
 
 def test_unknown_weights_name_lists_the_known_ones():
     with pytest.raises(UserError, match="IMAGENET1K_V1, DEFAULT"):
-        TransferModel("resnet18", [3, 32, 32], 3, weights="IMAGENET22K")
+        TransferModel(arch="resnet18", in_shape=[3, 32, 32], num_classes=3, weights="IMAGENET22K")
 
 
 # --- frozen backbone --------------------------------------------------------------------------------------------
@@ -136,11 +136,12 @@ def test_unknown_weights_name_lists_the_known_ones():
 def run_epoch(model, seed=0):
     torch.manual_seed(seed)
     x, y = torch.rand(12, 3, 16, 16), torch.arange(12) % 3
-    loader = TensorLoader(torch.utils.data.TensorDataset(x, y), 4, True, torch.Generator().manual_seed(0))
+    loader = TensorLoader(torch.utils.data.TensorDataset(x, y), batch_size=4, shuffle=True,
+                          generator=torch.Generator().manual_seed(0))
     optimizer = build_optimizer(compose_config(["optimizer=sgd"]).optimizer, model)
     objective = Objective(nn.CrossEntropyLoss(), "identity", "index", 3)
-    train_one_epoch(model, objective, optimizer, loader, torch.device("cpu"), Schedule(None, "epoch", None),
-                    RunningMetrics(torch.device("cpu")))
+    train_one_epoch(model, loader, objective=objective, optimizer=optimizer, schedule=Schedule(None, "epoch", None),
+                    metrics=RunningMetrics(torch.device("cpu")))
     return optimizer
 
 
@@ -173,18 +174,18 @@ def test_an_unfrozen_backbone_does_move_its_batchnorm_statistics():
 
 
 @pytest.mark.parametrize("model_option", [o for o in options("model") if o.endswith("_transfer")])
-def test_each_transfer_preset_trains_with_random_weights_on_tiny_images(model_option, cfg_factory, tmp_path):
-    cfg = cfg_factory(f"model={model_option}", *TINY, "data.num_classes=4")
-    metrics = train(cfg, tmp_path)
-    assert metrics["epochs"] == 1 and 0 <= metrics["test/acc"] <= 1
-    state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")["model"]
-    assert state["head.weight"].shape[0] == 4  # resnet18: 512 features, vgg16: 4096
-    assert state["head.weight"].shape[1] == {"resnet18": 512, "vgg16": 4096}[cfg.model.arch]
+def test_each_transfer_preset_gets_a_head_of_the_class_count_on_its_backbones_features(model_option, cfg_factory):
+    parts = assemble(cfg_factory(f"model={model_option}", *TINY, "data.num_classes=4"))
+    features = {"resnet18": 512, "vgg16": 4096}[parts.cfg.model.arch]
+    assert (parts.model.head.in_features, parts.model.head.out_features) == (features, 4)
+    assert parts.net is parts.model.head and parts.loaders.train.tensors[0].shape[1] == features  # cached features
+    # test_options.py trains each preset to well above chance
 
 
 def test_images_too_small_for_vgg16_are_a_user_error_before_training():
     with pytest.raises(UserError, match="vgg16 cannot take images of data.shape=\\[1, 8, 8\\]"):
-        TransferModel("vgg16", [1, 8, 8], 10, weights=None)  # digits: five 2x2 poolings need >= 32 px
+        # digits: five 2x2 poolings need >= 32 px
+        TransferModel(arch="vgg16", in_shape=[1, 8, 8], num_classes=10, weights=None)
 
 
 # --- feature cache ----------------------------------------------------------------------------------------------
@@ -210,11 +211,12 @@ def test_forcing_the_cache_with_augmentation_is_a_user_error():
         uses_feature_cache(model, augment=True)
 
 
-def test_cached_features_train_the_head_to_the_same_result_as_the_full_network(cfg_factory, tmp_path):
+def test_cached_features_train_the_head_to_the_same_result_as_the_full_network(tmp_path):
     runs = {}
     for setting in ("true", "false"):
-        cfg = cfg_factory("model=resnet18_transfer", *SMALL, "trainer.epochs=2", f"model.cache_features={setting}")
-        runs[setting] = (train(cfg, tmp_path / setting), checkpoint.load(tmp_path / setting / "checkpoints/last.pt"))
+        metrics = run([*FAST, "model=resnet18_transfer", *SMALL, "trainer.epochs=2", f"model.cache_features={setting}"],
+                      tmp_path / setting)
+        runs[setting] = (metrics, checkpoint.load(tmp_path / setting / "checkpoints/last.pt"))
     (cached, cached_ckpt), (full, full_ckpt) = runs["true"], runs["false"]
     for a, b in zip(cached["history"], full["history"]):
         assert a["loss/train"] == pytest.approx(b["loss/train"], rel=1e-5)
@@ -222,17 +224,14 @@ def test_cached_features_train_the_head_to_the_same_result_as_the_full_network(c
     assert cached["test/loss"] == pytest.approx(full["test/loss"], rel=1e-5)
     assert torch.allclose(cached_ckpt["model"]["head.weight"], full_ckpt["model"]["head.weight"], atol=1e-6)
     # the checkpoint holds the whole model, so evaluating it on images gives the run's test result
-    evaluated = evaluate_checkpoint(cfg_factory("mode=eval", f"ckpt_path={tmp_path / 'true/checkpoints/best.pt'}"),
-                                    tmp_path / "eval")
+    evaluated = run([*FAST, "mode=eval", f"ckpt_path={tmp_path / 'true/checkpoints/best.pt'}"], tmp_path / "eval")
     assert evaluated["test/loss"] == pytest.approx(cached["test/loss"], rel=1e-5)
 
 
 def test_the_cache_holds_one_feature_vector_per_sample_and_trains_only_the_head(cfg_factory):
-    from trainer.train import build_run
-    cfg = cfg_factory("model=resnet18_transfer", *SMALL)
-    splits, model, _ = build_run(cfg, torch.device("cpu"))
-    net, features = cache_features(model, splits, cfg.data, torch.device("cpu"))
-    assert net is model.head
+    parts = assemble(cfg_factory("model=resnet18_transfer", *SMALL))
+    model, splits, features = parts.model, parts.splits, parts.loaders
+    assert parts.net is model.head
     assert features.train.tensors[0].shape == (len(splits.train), 512) and len(splits.train) > 0
     assert torch.equal(features.val.tensors[1], splits.val.tensors[1])
     with torch.no_grad():
@@ -248,7 +247,7 @@ def test_unfreezing_adds_the_backbone_at_a_scaled_rate_that_follows_the_schedule
     cfg = compose_config([f"scheduler={scheduler}", "optimizer=sgd", "trainer.epochs=3"])
     optimizer = build_optimizer(cfg.optimizer, model)
     schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch=4, epochs=3)
-    start_epoch = fine_tuning(model, optimizer, schedule, epochs=3)
+    start_epoch = model.epoch_hook(optimizer, schedule, epochs=3)
     start_epoch(1)
     assert len(optimizer.param_groups) == 1 and not any(p.requires_grad for p in model.backbone.parameters())
     for _ in range(4):
@@ -272,8 +271,9 @@ def test_a_run_with_unfreeze_at_epoch_trains_the_backbone_from_that_epoch(cfg_fa
     cfg = cfg_factory("model=resnet18_transfer", *SMALL, "trainer.epochs=2", "model.unfreeze_at_epoch=2",
                       "optimizer.lr=0.01")
     torch.manual_seed(cfg.seed)  # the run's initialisation
-    initial = TransferModel("resnet18", [3, 16, 16], 10, weights=None).backbone.conv1.weight
-    train(cfg, tmp_path)
+    initial = TransferModel(arch="resnet18", in_shape=[3, 16, 16], num_classes=10, weights=None).backbone.conv1.weight
+    run([*FAST, "model=resnet18_transfer", *SMALL, "trainer.epochs=2", "model.unfreeze_at_epoch=2",
+         "optimizer.lr=0.01"], tmp_path)
     last = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
     assert [group["lr"] for group in last["optimizer"]["param_groups"]] == pytest.approx([0.01, 0.001])
     assert not torch.equal(last["model"]["backbone.conv1.weight"], initial)
@@ -286,7 +286,7 @@ def test_a_run_with_unfreeze_at_epoch_trains_the_backbone_from_that_epoch(cfg_fa
     (["model.unfreeze_at_epoch=2", "model.freeze_backbone=false"], "needs model.freeze_backbone=true"),
     (["model.cache_features=maybe"], "auto, true or false"),
 ])
-def test_bad_fine_tuning_settings_stop_the_run_before_training(overrides, message, cfg_factory, tmp_path):
+def test_bad_fine_tuning_settings_stop_the_run_before_training(overrides, message, tmp_path):
     with pytest.raises(UserError, match=message):
-        train(cfg_factory("model=resnet18_transfer", *SMALL, "trainer.epochs=2", *overrides), tmp_path)
+        run([*FAST, "model=resnet18_transfer", *SMALL, "trainer.epochs=2", *overrides], tmp_path)
     assert not (tmp_path / "checkpoints").exists()

@@ -1,31 +1,81 @@
-"""Checkpoints: one dict with everything needed to evaluate or continue a run, as plain containers."""
+"""Checkpoints and resuming: what a checkpoint holds, writing and reading it safely, where a run stands
+(`Progress`), how a run is restored from one, and which config changes a resume refuses.
+
+A checkpoint is one dict of plain containers and tensors, so `torch.load(path, weights_only=True)` reads it and
+loading can never run code: `model`, `optimizer`, `scheduler`, `scaler` state dicts, `progress` (where the run
+stands), `rng` (every generator's state), `config` (the resolved config, as values), `classes`, `versions` and
+`format`.
+"""
 import os
 import platform
 import random
+import shutil
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from trainer import distributed
 from trainer.errors import UserError, first_line
 
+FORMAT = 2  # 1: before `progress` held the only copy of epoch, global_step and best (still loads)
+RUN_KEYS = ("model", "optimizer", "scheduler", "progress", "rng", "config")  # what a run's checkpoint holds
+RESUMABLE_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "seed")  # must match to resume
 
-def save(state, path):
-    """Write atomically: a killed process leaves the previous file intact, never a half-written one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint so a resumed run carries on from exactly there."""
+    epoch: int = 0             # epochs finished
+    step: int = 0              # steps of epoch `epoch + 1` already trained (a run stopped mid-epoch)
+    global_step: int = 0       # steps trained in all: TensorBoard's x axis
+    partial: dict = None       # the metric sums of that unfinished epoch
+    best_value: float = None   # the best validation value so far (metrics.BEST says which metric)
+    best_epoch: int = 0
+    history: list = field(default_factory=list)  # one dict of metrics per finished epoch
+
+    @classmethod
+    def from_state(cls, state):
+        """The Progress stored in a checkpoint, also one written before FORMAT 2."""
+        stored = dict(state["progress"])
+        if "best" in stored:  # format 1: best = {"val_acc", "epoch"}, -1.0 before any epoch
+            best = stored.pop("best")
+            stored["best_value"] = best["val_acc"] if best["epoch"] else None
+            stored["best_epoch"] = best["epoch"]
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in stored.items() if key in known})
+
+
+# --- files ------------------------------------------------------------------------------------------------------
+
+def save(state, *paths):
+    """Write `state` to every path atomically: a killed process leaves the previous file intact, never a half-written
+    one. Serialised and written once; further paths are hard links to the same file, made before the rename."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmps = [path.with_name(path.name + ".tmp") for path in paths]
     try:
-        with open(tmp, "wb") as f:
+        with open(tmps[0], "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for tmp in tmps[1:]:
+            link_or_copy(tmps[0], tmp)
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
 
 
-RUN_KEYS = ("model", "optimizer", "scheduler", "epoch", "progress", "rng", "config")  # what a run's checkpoint holds
+def link_or_copy(source, target):
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, target)
 
 
 def load(path, key="ckpt_path", required=RUN_KEYS):
@@ -44,6 +94,68 @@ def load(path, key="ckpt_path", required=RUN_KEYS):
                         "point it at RUN_DIR/checkpoints/last.pt or best.pt")
     return state
 
+
+# --- what goes in, and how a run comes back out -----------------------------------------------------------------
+
+def run_state(parts, progress):
+    """The checkpoint of an assembled run (trainer.assemble.Assembly) at `progress`."""
+    scaler = parts.runtime.precision.scaler
+    return {"format": FORMAT, "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+            "scheduler": parts.schedule.state_dict(), "scaler": None if scaler is None else scaler.state_dict(),
+            "progress": asdict(progress), "rng": rng_state(), "config": parts.config, "classes": parts.classes,
+            "versions": versions()}
+
+
+def save_run(parts, progress, *paths):
+    if distributed.is_main():  # under torchrun only rank 0 writes
+        save(run_state(parts, progress), *paths)
+
+
+def restore(state, parts, ckpt_path):
+    """Put an assembled run back where `state` left it: the epoch-start hooks of the epochs already begun (so the
+    optimizer has the parameter groups it saved), weights, optimizer, schedule, scaler, and last every random
+    generator, because building the run consumed random numbers. Returns the Progress to continue from."""
+    progress = Progress.from_state(state)
+    for begun in range(1, progress.epoch + 1 + (progress.step > 0)):
+        parts.on_epoch_start(begun)
+    try:
+        parts.model.load_state_dict(state["model"])
+        parts.optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise UserError(f"ckpt_path={ckpt_path} does not fit this model and optimizer ({first_line(error)})") from None
+    parts.schedule.load_state_dict(state["scheduler"])
+    scaler = parts.runtime.precision.scaler
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"])
+    return progress
+
+
+def differences(old, new, prefix=""):
+    """Dotted keys whose values differ between two plain config containers."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def check_resumable(stored, current, ckpt_path, *, before_data=False):
+    """Refuse to continue a checkpoint with another model, data, loss, optimizer, schedule or seed. Both configs
+    are plain containers of values; the stored one is only compared, never built. `before_data`: the check before
+    the run is assembled, when a value the config leaves null (data.num_classes) is not yet read from the data;
+    after assembly the check runs again on everything."""
+    changed = [d for section in RESUMABLE_SECTIONS
+               for d in differences(stored.get(section), current.get(section), f"{section}.")
+               if not (before_data and d[2] is None)]
+    if changed:
+        key, old, new = changed[0]
+        raise UserError(
+            f"ckpt_path={ckpt_path} was trained with {key}={old}, not {new}: resume with the run's own overrides "
+            f"(its .hydra/overrides.yaml); only trainer.* keys such as trainer.epochs may change"
+        )
+
+
+# --- random generators ------------------------------------------------------------------------------------------
 
 def rng_state():
     """Python, NumPy and torch (CPU and every CUDA device) generator states, as tensors and plain containers so
@@ -72,8 +184,3 @@ def versions():
 
     return {"python": platform.python_version(), "torch": str(torch.__version__), "hydra": hydra.__version__,
             "numpy": np.__version__}
-
-
-def weights_are_finite(model):
-    # one sync for the whole model: a nan/inf anywhere must never replace a good checkpoint
-    return bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all())

@@ -1,5 +1,6 @@
-"""The `train` command: compose the config with Hydra, run, and turn user mistakes into one sentence."""
-import logging
+"""The `train` command: compose the config with Hydra, run the mode it asks for, and turn user mistakes into one
+sentence."""
+import importlib
 import os
 import sys
 import time
@@ -8,31 +9,38 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from trainer.config import config_dir
+from trainer import rundir
+from trainer.config import config_dir, validate
 from trainer.errors import UserError
 from trainer.interrupt import Interrupted
-from trainer.sweep import write_status  # also registers the ${unique_dir:} resolver before Hydra composes
+from trainer.logs import log
 
-log = logging.getLogger("trainer")
+# mode -> the function that runs it, imported when chosen so that `train --help` does not wait for torch
+MODES = {"train": "trainer.train:train", "eval": "trainer.evaluation:evaluate_checkpoint"}
+
+
+def dispatch(cfg, run_dir):
+    """Check the config, then run its mode; returns the run's metrics."""
+    validate(cfg, modes=MODES)
+    module, function = MODES[cfg.mode].split(":")
+    return getattr(importlib.import_module(module), function)(cfg, run_dir)
 
 
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
 def run(cfg):
-    from trainer.train import run_dir_of, train  # imported here so `train --help` does not wait for torch
-
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
     started = time.perf_counter()
-    status_dir = run_dir_of(cfg, run_dir)  # status.json goes where the run's checkpoints and metrics are
+    status_dir = rundir.training_dir(cfg, run_dir)  # status.json goes where the run's checkpoints and metrics are
     try:
-        metrics = train(cfg, run_dir)
+        metrics = dispatch(cfg, run_dir)
     except Interrupted as stop:
         # even in a sweep: the user (or the scheduler) wants the whole process to stop
-        write_status(status_dir, time.perf_counter() - started, stop)
+        rundir.write_status(status_dir, time.perf_counter() - started, stop)
         print(stop, file=sys.stderr)
         sys.exit(stop.exit_code)
     except Exception as error:
-        write_status(status_dir, time.perf_counter() - started, error)
+        rundir.write_status(status_dir, time.perf_counter() - started, error)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             # record and go on: the other jobs still run, the summary marks this one failed and the sweep exits 1
             log.error(f"job failed ({' '.join(hydra_cfg.overrides.task)}): {error}",
@@ -42,13 +50,16 @@ def run(cfg):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         raise
-    write_status(status_dir, time.perf_counter() - started)
-    return metrics.get("best/val_acc", metrics.get("test/acc"))  # what a sweeper (e.g. Optuna) maximises
+    rundir.write_status(status_dir, time.perf_counter() - started)
+    from trainer.metrics import ACC, BEST, TEST, result_key  # torch is loaded by now
+
+    return metrics.get(BEST.best_key, metrics.get(result_key(TEST, ACC)))  # what a sweeper (e.g. Optuna) maximises
 
 
 def main():
     """`train` and `python -m trainer`. Under torchrun (WORLD_SIZE > 1) each process first joins the process
     group, so that all of them agree on one run dir before Hydra composes the config."""
+    rundir.register_resolvers()
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return run()
     from trainer import distributed  # imports torch, which `train --help` should not wait for

@@ -6,7 +6,9 @@ from hydra.utils import instantiate
 
 from trainer.errors import UserError, first_line
 
-MODES = ("train", "eval")
+def override_key(override):
+    """The config key of a command-line override: "+trainer.epochs=3" -> "trainer.epochs"."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def config_dir():
@@ -23,10 +25,10 @@ def _positive(value, key, fix):
         raise UserError(f"{key}={value} is invalid: {fix}")
 
 
-def validate(cfg):
+def validate(cfg, modes):
     """Raise a UserError naming the key and the fix for values that would otherwise fail deep inside torch."""
-    if cfg.mode not in MODES:
-        raise UserError(f"mode={cfg.mode} is not known: use mode=train or mode=eval")
+    if cfg.mode not in modes:
+        raise UserError(f"mode={cfg.mode} is not known: use one of {', '.join(f'mode={m}' for m in modes)}")
     if cfg.mode == "eval" and not cfg.ckpt_path:
         raise UserError("mode=eval needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
     if cfg.mode == "eval" and not Path(cfg.ckpt_path).is_file():

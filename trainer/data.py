@@ -14,8 +14,8 @@ from trainer.errors import UserError
 
 @dataclass
 class Splits:
-    train: Dataset
-    val: Dataset
+    train: Dataset | None  # None: left out (mode=eval builds the test split's loader only)
+    val: Dataset | None
     test: Dataset
     classes: list | None = None  # class names, for datasets that have them (image folders, torchvision sets)
 
@@ -41,18 +41,17 @@ def split_tensors(x, y, val_fraction, test_fraction, seed):
     return Splits(train=train, val=val, test=test)
 
 
-def resolve_num_classes(cfg_data, splits):
-    """`data.num_classes: null` means "as many as the dataset names" (image_folder reads them from its folders).
-    Filled in before the model is built, so the model and loss configs read the number by interpolation."""
+def count_classes(num_classes, splits):
+    """The number of classes: `data.num_classes`, or with `null` as many as the dataset names (image_folder reads
+    them from its folders); a number that contradicts the dataset's own count is a UserError."""
     if splits.classes is None:
-        if cfg_data.num_classes is None:
+        if num_classes is None:
             raise UserError("data.num_classes=null needs a dataset that names its classes: set data.num_classes")
-        return
-    if cfg_data.num_classes is None:
-        cfg_data.num_classes = len(splits.classes)
-    elif cfg_data.num_classes != len(splits.classes):
-        raise UserError(f"data.num_classes={cfg_data.num_classes} but the dataset has {len(splits.classes)} classes: "
+        return num_classes
+    if num_classes is not None and num_classes != len(splits.classes):
+        raise UserError(f"data.num_classes={num_classes} but the dataset has {len(splits.classes)} classes: "
                         "set data.num_classes=null to use the dataset's count")
+    return len(splits.classes)
 
 
 def standardize(x, reference):
@@ -62,7 +61,7 @@ def standardize(x, reference):
     return (x - mean) / std.clamp_min(1e-6)
 
 
-def digits(val_fraction, test_fraction, seed):
+def digits(*, val_fraction, test_fraction, seed):
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -71,7 +70,7 @@ def digits(val_fraction, test_fraction, seed):
     return split_tensors(x, y, val_fraction, test_fraction, seed)
 
 
-def iris(val_fraction, test_fraction, seed):
+def iris(*, val_fraction, test_fraction, seed):
     from sklearn.datasets import load_iris
 
     bunch = load_iris()
@@ -85,7 +84,7 @@ def iris(val_fraction, test_fraction, seed):
     return splits
 
 
-def synthetic(shape, num_classes, num_samples, noise, val_fraction, test_fraction, seed):
+def synthetic(*, shape, num_classes, num_samples, noise, val_fraction, test_fraction, seed):
     """Each class is a fixed random pattern; a sample is its class pattern plus Gaussian noise of std `noise`."""
     if num_classes < 2 or num_samples < num_classes:
         raise UserError("data=synthetic needs data.num_classes >= 2 and data.source.num_samples >= data.num_classes")
@@ -106,7 +105,7 @@ class TensorLoader:
     same number of steps, which DistributedDataParallel needs; otherwise (evaluation) the split is exact.
     """
 
-    def __init__(self, dataset, batch_size, shuffle, generator=None, device=None, rank=0, world_size=1):
+    def __init__(self, dataset, *, batch_size, shuffle, generator=None, device=None, rank=0, world_size=1):
         self.tensors = tuple(t.to(device) for t in dataset.tensors) if device is not None else dataset.tensors
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -149,13 +148,15 @@ class TensorLoader:
                 yield [t[idx] for t in self.tensors]
 
 
-def make_loader(dataset, batch_size, shuffle, num_workers, seed, pin_memory=False, device=None, rank=0, world_size=1):
+def make_loader(dataset, *, batch_size, shuffle, num_workers=0, seed=0, pin_memory=False, device=None, rank=0,
+                world_size=1):
     """The loader for one split; shuffling order follows `seed` so a run is reproducible. In-memory tensors are
     moved to a CUDA `device` once; `rank`/`world_size` shard the split for a torchrun run (trainer/distributed.py)."""
     generator = torch.Generator().manual_seed(seed)
     if isinstance(dataset, TensorDataset):
         on_gpu = device if device is not None and torch.device(device).type == "cuda" else None
-        return TensorLoader(dataset, batch_size, shuffle, generator, on_gpu, rank, world_size)
+        return TensorLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, device=on_gpu, rank=rank,
+                            world_size=world_size)
     sampler = None
     if world_size > 1:
         # evaluation splits exactly (no sample twice); training pads so every rank takes as many steps

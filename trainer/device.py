@@ -1,7 +1,13 @@
-"""Which device to run on."""
+"""Where and how a run computes: the device, the numeric precision, the memory format of images, and whether
+progress bars show. These travel together (`Runtime`), so training, evaluation and the benchmarks agree."""
+from dataclasses import dataclass
+
 import torch
 
+from trainer import distributed
 from trainer.errors import UserError
+from trainer.precision import FULL, Precision
+from trainer.speed import memory_format
 
 
 def resolve_device(name):
@@ -21,3 +27,29 @@ def resolve_device(name):
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UserError(f"trainer.device={name} but MPS is not available: use trainer.device=auto or cpu")
     return device
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: Precision = FULL
+    memory_format: torch.memory_format = torch.preserve_format
+    show_progress: bool = False
+
+    def to_device(self, x, y):
+        """A batch on the device (non_blocking: with pinned memory the copy overlaps the step), images in the
+        run's memory format."""
+        return (x.to(self.device, non_blocking=True, memory_format=self.memory_format),
+                y.to(self.device, non_blocking=True))
+
+
+CPU = Runtime(torch.device("cpu"))
+
+
+def build_runtime(cfg_trainer, data_shape):
+    """The Runtime a config asks for: trainer.device / precision / channels_last / progress. Under torchrun a CUDA
+    run takes this process's own GPU, and only rank 0 draws bars."""
+    device = distributed.local_device(resolve_device(cfg_trainer.device))
+    return Runtime(device=device, precision=Precision(cfg_trainer.precision, device),
+                   memory_format=memory_format(cfg_trainer.channels_last, data_shape),
+                   show_progress=bool(cfg_trainer.progress) and distributed.is_main())

@@ -94,7 +94,7 @@ def decode_all(dataset, num_workers):
     return TensorDataset(torch.cat(xs), torch.cat(ys))
 
 
-def make_splits(parts, classes, channels, image_size, augment, cache, num_workers):
+def make_splits(parts, *, classes, channels, image_size, augment, cache, num_workers):
     """Splits from (base dataset, indices) per split: decoding, train-only augmentation and the optional cache."""
     decode = decoder(channels, image_size)
     splits = {}
@@ -124,7 +124,7 @@ def open_torchvision(dataset, root, download, train):
                         ) from None
 
 
-def torchvision_dataset(dataset, root, download, channels, image_size, augment, cache, num_workers, val_fraction,
+def torchvision_dataset(*, dataset, root, download, channels, image_size, augment, cache, num_workers, val_fraction,
                         seed):
     """A torchvision dataset with a train/test split (`dataset(root, train, download)`: CIFAR10, MNIST, ...).
     Val is carved from the train split by `seed`; test is the dataset's own test split."""
@@ -134,7 +134,8 @@ def torchvision_dataset(dataset, root, download, channels, image_size, augment, 
     test = open_torchvision(dataset, root, download, train=False)
     train_idx, val_idx, _ = split_indices(len(train_all), val_fraction, None, seed)
     parts = {"train": (train_all, train_idx), "val": (train_all, val_idx), "test": (test, range(len(test)))}
-    return make_splits(parts, train_all.classes, channels, image_size, augment, cache, num_workers)
+    return make_splits(parts, classes=train_all.classes, channels=channels, image_size=image_size, augment=augment,
+                       cache=cache, num_workers=num_workers)
 
 
 def folder_classes(folder, root):
@@ -148,7 +149,7 @@ def folder_classes(folder, root):
     return classes
 
 
-def image_folder(root, channels, image_size, augment, cache, num_workers, val_fraction, test_fraction, seed):
+def image_folder(*, root, channels, image_size, augment, cache, num_workers, val_fraction, test_fraction, seed):
     """Images in class subfolders, in one of two layouts:
 
     - root/train/<class>/*, with root/val/<class>/* and/or root/test/<class>/*: a missing val/ or test/ is carved
@@ -175,4 +176,5 @@ def image_folder(root, channels, image_size, augment, cache, num_workers, val_fr
     parts = {"train": (base, train_idx)}
     for name, carved in (("val", val_idx), ("test", test_idx)):
         parts[name] = (own[name], range(len(own[name]))) if name in own else (base, carved)
-    return make_splits(parts, classes, channels, image_size, augment, cache, num_workers)
+    return make_splits(parts, classes=classes, channels=channels, image_size=image_size, augment=augment, cache=cache,
+                       num_workers=num_workers)

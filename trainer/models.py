@@ -1,6 +1,13 @@
 """Models built from scratch: the seeds' small CIFAR CNN and an MLP (a perceptron when it has no hidden layer).
 
 Every model takes `in_shape` (one sample's shape) and `num_classes` from the data config and returns logits.
+
+A model that needs the run to treat it specially defines hooks, which the run calls when they exist (the run never
+asks a model's type; see TransferModel in trainer/transfer.py):
+- `training_view(splits, *, batch_size, num_workers, augment, device) -> (net, splits)`: the module the loop runs
+  and the data it runs on, e.g. a head on features computed once;
+- `epoch_hook(optimizer, schedule, *, epochs) -> callable(epoch) | None`: called at the start of every epoch,
+  e.g. to unfreeze a backbone.
 """
 import torch
 from torch import nn
@@ -31,7 +38,8 @@ class SmallCNN(nn.Module):
     by kernel_size // 2 otherwise, so 8x8 digits survive two poolings.
     """
 
-    def __init__(self, in_shape, num_classes, channels=(64, 30), kernel_size=5, hidden=128, padding="auto", dropout=0.0):
+    def __init__(self, *, in_shape, num_classes, channels=(64, 30), kernel_size=5, hidden=128, padding="auto",
+                 dropout=0.0):
         super().__init__()
         if len(in_shape) != 3:
             raise UserError(
@@ -62,7 +70,7 @@ class MLP(nn.Module):
     """Flatten -> [Linear -> activation -> dropout] per hidden size -> Linear to classes.
     No hidden size: a perceptron."""
 
-    def __init__(self, in_shape, num_classes, hidden=(128,), activation="relu", dropout=0.0):
+    def __init__(self, *, in_shape, num_classes, hidden=(128,), activation="relu", dropout=0.0):
         super().__init__()
         layers, width = [nn.Flatten()], int(torch.tensor(list(in_shape)).prod())
         for size in hidden:

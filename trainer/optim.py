@@ -1,6 +1,7 @@
 """Optimizer and learning-rate schedule, built from the `optimizer` and `scheduler` config groups."""
 from trainer.config import build
 from trainer.errors import UserError
+from trainer.metrics import MONITORABLE
 
 
 def trainable_parameters(model):
@@ -46,15 +47,12 @@ class Schedule:
             self.scheduler.load_state_dict(state)
 
 
-MONITORED = ("loss/val", "acc/val")
-
-
-def build_schedule(cfg_scheduler, optimizer, steps_per_epoch, epochs):
+def build_schedule(cfg_scheduler, optimizer, *, steps_per_epoch, epochs):
     interval, monitor = cfg_scheduler.interval, cfg_scheduler.monitor
     if interval not in ("step", "epoch"):
         raise UserError(f"scheduler.interval={interval} is not known: use step or epoch")
-    if monitor is not None and monitor not in MONITORED:
-        raise UserError(f"scheduler.monitor={monitor} is not known: use one of {', '.join(MONITORED)} or null")
+    if monitor is not None and monitor not in MONITORABLE:
+        raise UserError(f"scheduler.monitor={monitor} is not known: use one of {', '.join(MONITORABLE)} or null")
     if cfg_scheduler.build is None:
         return Schedule(None, interval, monitor)
     make = build(cfg_scheduler.build, "scheduler")

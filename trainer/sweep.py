@@ -1,12 +1,11 @@
-"""Where runs and sweeps write, what each job leaves behind (status.json), and what a sweep ends with:
-summary.md, summary.csv and curves.png in the sweep dir, built only from the job dirs on disk so the same code
-summarises a finished, failed or interrupted sweep (scripts/summarize.py calls `summarize` directly).
+"""What a sweep ends with: summary.md, summary.csv and curves.png in the sweep dir, built only from the job dirs on
+disk (each job's .hydra/, status.json and metrics.json), so the same code summarises a finished, failed or
+interrupted sweep (scripts/summarize.py calls `summarize` directly).
 """
 import csv
 import io
 import json
 import math
-import os
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -14,56 +13,20 @@ from pathlib import Path
 
 import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import OmegaConf
 
-from trainer.errors import first_line
+from trainer.config import override_key
+from trainer.metrics import ACC, BEST, BEST_EPOCH, EPOCHS, HISTORY, LOSS, TEST, TRAIN, result_key
 
 METRIC_COLUMNS = (  # (metrics.json key, column title, format)
-    ("best/val_acc", "best val acc", "{:.4f}"),
-    ("best/epoch", "best epoch", "{:d}"),
-    ("test/acc", "test acc", "{:.4f}"),
-    ("test/loss", "test loss", "{:.4f}"),
-    ("train/loss", "train loss", "{:.4f}"),
-    ("epochs", "epochs", "{:d}"),
+    (BEST.best_key, "best val acc", "{:.4f}"),
+    (BEST_EPOCH, "best epoch", "{:d}"),
+    (result_key(TEST, ACC), "test acc", "{:.4f}"),
+    (result_key(TEST, LOSS), "test loss", "{:.4f}"),
+    (result_key(TRAIN, LOSS), "train loss", "{:.4f}"),
+    (EPOCHS, "epochs", "{:d}"),
 )
-
-
-# --- unique output dirs -------------------------------------------------------------------------------------
-
-def claim_dir(base):
-    """Create and return `base`, or `base_2`, `base_3`, ... if it exists: two runs or sweeps started in the
-    same second get separate folders. os.mkdir is atomic, so two processes cannot claim the same name.
-    Under torchrun no rank claims: every rank takes `base` as it is, built from rank 0's start time (shared
-    through LOSSLAB_RUN_TIME by trainer.distributed), so all ranks write to one run dir; a claim could race
-    with another rank's Hydra creating the same folder."""
-    Path(base).parent.mkdir(parents=True, exist_ok=True)
-    if "LOSSLAB_RUN_TIME" in os.environ:
-        return base
-    for attempt in range(1, 10_000):
-        candidate = base if attempt == 1 else f"{base}_{attempt}"
-        try:
-            os.mkdir(candidate)
-            return candidate
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{base}: no free folder name left")
-
-
-# use_cache: the sweep dir is resolved once per sweep; Hydra copies the cache into every job's config (also when
-# a launcher pickles the config to another process), so all jobs agree on the folder this call claimed.
-OmegaConf.register_new_resolver("unique_dir", claim_dir, use_cache=True, replace=True)
-
-
-# --- what each job records ----------------------------------------------------------------------------------
-
-def write_status(run_dir, wall_time_s, error=None):
-    """status.json: done, or failed (interrupted, for a stop by a signal) with the error's first line; the
-    summary reads it for every job."""
-    status = {"status": "done" if error is None else getattr(error, "status", "failed"),
-              "wall_time_s": round(wall_time_s, 3),
-              "error": None if error is None else first_line(error),
-              "error_type": None if error is None else type(error).__name__}
-    Path(run_dir, "status.json").write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
+# the seed table's columns: (metrics.json key, column title)
+SEED_COLUMNS = tuple((key, title) for key, title, _ in METRIC_COLUMNS if key not in (BEST_EPOCH, EPOCHS))
 
 
 # --- reading a sweep dir ------------------------------------------------------------------------------------
@@ -110,10 +73,6 @@ def read_jobs(sweep_dir):
 
 # --- labels: what differs between jobs ----------------------------------------------------------------------
 
-def override_key(override):
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def common_overrides(jobs):
     """Overrides every job has with the same value; the rest is what the sweep varies."""
     if len(jobs) < 2:
@@ -138,7 +97,7 @@ def seeds_vary(jobs):
 
 def ranked(jobs):
     """Best validation accuracy first; jobs without one (failed, unfinished) last, in launch order."""
-    return sorted(jobs, key=lambda job: (-job.metrics.get("best/val_acc", -math.inf), job.num))
+    return sorted(jobs, key=lambda job: (-job.metrics.get(BEST.best_key, -math.inf), job.num))
 
 
 def status_text(job):
@@ -187,14 +146,13 @@ def seed_groups(jobs, common):
 
 def seed_table(jobs, common):
     """One row per group of runs that differ only by seed: mean ± sample std over its finished runs."""
-    keys = (("best/val_acc", "best val acc"), ("test/acc", "test acc"), ("test/loss", "test loss"),
-            ("train/loss", "train loss"))
+    keys = SEED_COLUMNS
     rows = []
     for name, members in seed_groups(jobs, common).items():
         done = [job for job in members if job.status == "done"]
         values = {key: [job.metrics[key] for job in done if key in job.metrics] for key, _ in keys}
         seeds = [o.split("=", 1)[1] for job in members for o in job.overrides if override_key(o) == "seed"]
-        rows.append((statistics.mean(values["best/val_acc"]) if values["best/val_acc"] else -math.inf,
+        rows.append((statistics.mean(values[BEST.best_key]) if values[BEST.best_key] else -math.inf,
                      [name, f"{len(done)}/{len(members)}", " ".join(seeds),
                       *(_mean_std(values[key], "{:.4f}") for key, _ in keys)]))
     rows.sort(key=lambda row: -row[0])
@@ -214,7 +172,7 @@ def summary_markdown(sweep_dir, jobs):
     lines += [jobs_table(jobs, common), ""]
     if seeds_vary(jobs):
         lines += ["## Grouped by seed (mean ± std over seeds)", "", seed_table(jobs, common), ""]
-    if any(job.metrics.get("history") for job in jobs):
+    if any(job.metrics.get(HISTORY) for job in jobs):
         lines += ["![validation curves](curves.png)", ""]
     return "\n".join(lines)
 
@@ -233,53 +191,21 @@ def summary_csv(jobs):
     return out.getvalue()
 
 
-# --- the picture --------------------------------------------------------------------------------------------
+# --- putting it together ------------------------------------------------------------------------------------
 
 def plot_curves(jobs, path):
-    """Validation loss and accuracy per epoch of every finished job, one colour per label (runs that differ only
-    by seed share a colour when the sweep varies the seed). Returns False when no job has a history."""
-    from matplotlib.figure import Figure  # a bare Figure needs no pyplot backend: works headless
-    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+    """curves.png: the validation curves of every finished job, labelled by what differs between jobs (runs that
+    differ only by seed share a colour when the sweep varies the seed). Returns False when no job has a history."""
+    from trainer.figures import curves_figure
 
-    with_history = [job for job in jobs if job.metrics.get("history")]
+    with_history = [job for job in ranked(jobs) if job.metrics.get(HISTORY)]
     if not with_history:
         return False
-    common = common_overrides(jobs)
-    drop = ("seed",) if seeds_vary(jobs) else ()
-    names = list(dict.fromkeys(label(job, common, drop) for job in ranked(with_history)))
-    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
-    styles = ("-", "--", ":", "-.")
-    figure = Figure(figsize=(12, 4.5), layout="constrained")
-    loss_ax, acc_ax = figure.subplots(1, 2)
-    for job in with_history:
-        name = label(job, common, drop)
-        epochs = [row["epoch"] for row in job.metrics["history"]]
-        style = styles[(names.index(name) // 10) % len(styles)]
-        loss_ax.plot(epochs, [row["loss/val"] for row in job.metrics["history"]], style, color=colours[name],
-                     marker="o", markersize=3)
-        acc_ax.plot(epochs, [row["acc/val"] for row in job.metrics["history"]], style, color=colours[name],
-                    marker="o", markersize=3, label=name)
-    losses = [row["loss/val"] for job in with_history for row in job.metrics["history"]]
-    if all(value > 0 and math.isfinite(value) for value in losses):
-        loss_ax.set_yscale("log")  # different losses live on different scales
-        loss_ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.1 0.2 0.5 1 2 5: readable
-        loss_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        loss_ax.yaxis.set_minor_formatter(NullFormatter())
-    loss_ax.set(title="validation loss", xlabel="epoch", ylabel="loss")
-    acc_ax.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
-    for ax in (loss_ax, acc_ax):
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles, labels = acc_ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))  # one legend entry per colour
-    ordered = [name for name in names if name in unique]
-    figure.legend([unique[n] for n in ordered], ordered, loc="outside right upper", fontsize="small",
-                  title="ranked by best val acc")
-    figure.savefig(path, dpi=80)
+    common, drop = common_overrides(jobs), ("seed",) if seeds_vary(jobs) else ()
+    series = [(label(job, common, drop), job.metrics[HISTORY]) for job in with_history]
+    curves_figure(series, legend_title="ranked by best val acc").savefig(path, dpi=80)
     return True
 
-
-# --- putting it together ------------------------------------------------------------------------------------
 
 def summarize(sweep_dir):
     """Write summary.md, summary.csv and curves.png into the sweep dir; returns (markdown text, jobs)."""

@@ -1,13 +1,11 @@
-"""What a run records: TensorBoard scalars, hyperparameters and a confusion matrix in the run dir, and
-metrics.json at the end."""
-import json
+"""What a run records in TensorBoard: scalars, figures and the hyperparameters of the HParams tab."""
 from pathlib import Path
 
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from trainer.sweep import override_key
+from trainer.config import override_key
 
 # Shown in TensorBoard's HParams tab for every run, besides the chosen config-group options and whatever the
 # command line overrides.
@@ -68,38 +66,3 @@ def job_hparams(cfg):
         return run_hparams(cfg)
     job = HydraConfig.get()
     return run_hparams(cfg, job.runtime.choices, job.overrides.task)
-
-
-def per_class_accuracy(confusion):
-    """Fraction of each class's samples predicted as that class (the recall), from confusion[true, predicted];
-    None for a class the split has no sample of."""
-    totals = confusion.sum(dim=1).tolist()
-    return [None if total == 0 else confusion[i, i].item() / total for i, total in enumerate(totals)]
-
-
-def confusion_figure(confusion, title):
-    """The confusion matrix as a heat map, rows = true class, columns = predicted class, counts written in
-    the cells when there are few enough classes to read them."""
-    from matplotlib.figure import Figure  # a bare Figure needs no pyplot backend: works headless
-
-    classes = confusion.shape[0]
-    size = min(3 + 0.45 * classes, 12)
-    figure = Figure(figsize=(size, size * 0.85), layout="constrained")
-    ax = figure.subplots()
-    image = ax.imshow(confusion.numpy(), cmap="Blues")
-    figure.colorbar(image, ax=ax, shrink=0.8)
-    ax.set(title=title, xlabel="predicted class", ylabel="true class")
-    if classes <= 20:
-        ax.set_xticks(range(classes))
-        ax.set_yticks(range(classes))
-        threshold = confusion.max().item() / 2
-        for i in range(classes):
-            for j in range(classes):
-                count = int(confusion[i, j])
-                ax.text(j, i, count, ha="center", va="center", fontsize=8,
-                        color="white" if count > threshold else "black")
-    return figure
-
-
-def write_json(data, path):
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

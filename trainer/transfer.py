@@ -5,8 +5,8 @@ Any architecture torchvision lists works by name (`model.arch=mobilenet_v3_small
 registers is its output layer (`fc` for ResNet, `classifier[6]` for VGG). That layer becomes nn.Identity inside
 `backbone`, so `backbone(x)` is the feature vector the new `head` reads.
 
-Besides the model, this module holds what the training run does differently for it: the feature cache for a
-frozen backbone (`cache_features`) and unfreezing at `model.unfreeze_at_epoch` (`fine_tuning`).
+The model carries what the training run does differently for it, as the hooks trainer/models.py describes: the
+feature cache for a frozen backbone (`training_view`) and unfreezing at `model.unfreeze_at_epoch` (`epoch_hook`).
 """
 import os
 from pathlib import Path
@@ -21,6 +21,7 @@ from torchvision.models import get_model, get_model_weights, list_models
 from trainer import checkpoint
 from trainer.data import Splits, make_loader
 from trainer.errors import UserError, first_line
+from trainer.logs import log
 
 CACHE_SETTINGS = ("auto", True, False)
 
@@ -115,7 +116,7 @@ class TransferModel(nn.Module):
     is off, so the backbone is a fixed function of its input.
     """
 
-    def __init__(self, arch, in_shape, num_classes, weights="DEFAULT", freeze_backbone=True, unfreeze_at_epoch=None,
+    def __init__(self, *, arch, in_shape, num_classes, weights="DEFAULT", freeze_backbone=True, unfreeze_at_epoch=None,
                  backbone_lr_mult=0.1, cache_features="auto"):
         super().__init__()
         check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, backbone_lr_mult, cache_features)
@@ -156,6 +157,42 @@ class TransferModel(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x))
+
+    # --- the hooks the run calls (trainer/models.py lists them) ---
+
+    def training_view(self, splits, *, batch_size, num_workers, augment, device):
+        """With a frozen backbone whose input is not randomly augmented, the backbone gives the same output every
+        epoch: compute it once per split, and train and evaluate only the head on it.
+
+        Returns (the module the loop runs, the splits it runs on): (self.head, feature splits) when caching, else
+        (self, splits) unchanged. The head is part of the model, so checkpoints of the model hold the trained head.
+        """
+        if not uses_feature_cache(self, augment):
+            return self, splits
+        part = lambda dataset: None if dataset is None else backbone_features(
+            self, dataset, batch_size=batch_size, num_workers=num_workers, device=device)
+        return self.head, Splits(train=part(splits.train), val=part(splits.val), test=part(splits.test),
+                                 classes=splits.classes)
+
+    def epoch_hook(self, optimizer, schedule, *, epochs):
+        """What the loop calls at the start of every epoch: unfreezes the backbone at model.unfreeze_at_epoch (as
+        fastai's fine_tune does). Checks the setting now, before training; None when there is nothing to do."""
+        at = self.unfreeze_at_epoch
+        if at is None:
+            return None
+        if at > epochs:
+            raise UserError(f"model.unfreeze_at_epoch={at} is after the last epoch (trainer.epochs={epochs}): "
+                            f"use an epoch from 2 to {epochs}, or null")
+        if isinstance(optimizer, torch.optim.LBFGS):
+            raise UserError("model.unfreeze_at_epoch needs an optimizer with parameter groups, and LBFGS has one: "
+                            "use another optimizer (e.g. optimizer=adam) or model.unfreeze_at_epoch=null")
+
+        def on_epoch_start(epoch):
+            if epoch == at:
+                lr = unfreeze(self, optimizer, schedule)
+                log.info(f"epoch {epoch}: backbone unfrozen, training at lr {lr:.3g}")
+
+        return on_epoch_start
 
     def check_input_size(self, in_shape, num_features):
         """One sample through the backbone now, so images it cannot take fail here in one sentence."""
@@ -216,12 +253,12 @@ def uses_feature_cache(model, augment):
     return model.cache_features
 
 
-def backbone_features(model, dataset, batch_size, num_workers, device):
+def backbone_features(model, dataset, *, batch_size, num_workers, device):
     """The backbone's output for every sample of a split, in order, with their labels."""
     model.eval()
     features, labels = [], []
     with torch.inference_mode():
-        for x, y in make_loader(dataset, batch_size, False, num_workers, 0):
+        for x, y in make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers):
             features.append(model.features(x.to(device)).float().cpu())
             labels.append(torch.as_tensor(y, dtype=torch.long))
     model.train()
@@ -229,20 +266,6 @@ def backbone_features(model, dataset, batch_size, num_workers, device):
         return TensorDataset(torch.empty(0, model.head.in_features), torch.empty(0, dtype=torch.long))
     # concatenated outside inference mode: the result is a normal tensor autograd may save for the head's backward
     return TensorDataset(torch.cat(features), torch.cat(labels))
-
-
-def cache_features(model, splits, cfg_data, device):
-    """With a frozen backbone whose input is not randomly augmented, the backbone gives the same output every
-    epoch: compute it once per split, and train and evaluate only the head on it.
-
-    Returns (the module the loop runs, the splits it runs on): (model.head, feature splits) when caching, else
-    (model, splits) unchanged. The head is part of the model, so checkpoints of the model hold the trained head.
-    """
-    if not isinstance(model, TransferModel) or not uses_feature_cache(model, cfg_data.get("augment", False)):
-        return model, splits
-    part = lambda dataset: backbone_features(model, dataset, cfg_data.batch_size, cfg_data.num_workers, device)
-    return model.head, Splits(train=part(splits.train), val=part(splits.val), test=part(splits.test),
-                              classes=splits.classes)
 
 
 # --- fine-tuning: unfreezing the backbone ------------------------------------------------------------------------
@@ -274,24 +297,3 @@ def unfreeze(model, optimizer, schedule):
     optimizer.add_param_group({"params": list(model.backbone.parameters()), "lr": lr})
     schedule_new_group(schedule.scheduler, optimizer, model.backbone_lr_mult)
     return lr
-
-
-def fine_tuning(model, optimizer, schedule, epochs):
-    """The hook the loop calls at the start of every epoch: unfreezes the backbone at model.unfreeze_at_epoch (as
-    fastai's fine_tune does); does nothing for other models. Checks the setting now, before training."""
-    at = model.unfreeze_at_epoch if isinstance(model, TransferModel) else None
-    if at is None:
-        return lambda epoch: None
-    if at > epochs:
-        raise UserError(f"model.unfreeze_at_epoch={at} is after the last epoch (trainer.epochs={epochs}): "
-                        f"use an epoch from 2 to {epochs}, or null")
-    if isinstance(optimizer, torch.optim.LBFGS):
-        raise UserError("model.unfreeze_at_epoch needs an optimizer with parameter groups, and LBFGS has one: "
-                        "use another optimizer (e.g. optimizer=adam) or model.unfreeze_at_epoch=null")
-
-    def start_epoch(epoch):
-        if epoch == at:
-            lr = unfreeze(model, optimizer, schedule)
-            print(f"epoch {epoch}: backbone unfrozen, training at lr {lr:.3g}")
-
-    return start_epoch

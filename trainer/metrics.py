@@ -1,0 +1,164 @@
+"""Metric names, defined once, and the running sums a pass keeps on the device.
+
+Every reader takes its names from here: TensorBoard tags and history keys (`loss/val`), metrics.json keys
+(`test/acc`, `best/val_acc`), the sweep summary's columns, the HParams tab, the scheduler's monitor and the
+sweeper's return value. Rename one here and every reader follows.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+
+from trainer import distributed
+
+# what a pass measures, and the splits it measures them on
+LOSS, ACC = "loss", "acc"
+TRAIN, VAL, TEST = "train", "val", "test"
+LR = "lr"  # the learning rate an epoch started with
+TRAIN_STEP_LOSS = "loss/train_step"  # the batch loss every trainer.log_every_n_steps steps
+
+
+def tag(metric, split):
+    """TensorBoard tag and history key: tag(LOSS, VAL) == "loss/val"."""
+    return f"{metric}/{split}"
+
+
+def result_key(split, metric):
+    """metrics.json key: result_key(TEST, ACC) == "test/acc"."""
+    return f"{split}/{metric}"
+
+
+# metrics.json keys besides result_key(...)
+EPOCHS, WALL_TIME, HISTORY = "epochs", "wall_time_s", "history"
+PER_CLASS_ACC = result_key(TEST, "per_class_acc")
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """What "best" means: which validation metric picks best.pt, and whether higher is better."""
+    metric: str = ACC
+    split: str = VAL
+    higher_is_better: bool = True
+
+    @property
+    def tag(self):
+        return tag(self.metric, self.split)  # "acc/val", the history key it reads
+
+    @property
+    def best_key(self):
+        return f"best/{self.split}_{self.metric}"  # "best/val_acc" in metrics.json and TensorBoard
+
+    def improved(self, value, best):
+        if best is None:
+            return True
+        return value > best if self.higher_is_better else value < best
+
+
+BEST = Monitor()
+BEST_EPOCH = "best/epoch"
+# what a scheduler config may name as scheduler.monitor
+MONITORABLE = (tag(LOSS, VAL), tag(ACC, VAL))
+
+
+class NonFinite(Exception):
+    """A loss or the weights stopped being finite numbers; trainer.train turns it into the run's one message."""
+
+    def __init__(self, what, value, step):
+        super().__init__(f"the {what} became {value} by step {step}")
+        self.what, self.value, self.step = what, value, step
+
+
+def check_finite(what, value, step):
+    """The one divergence check: `value` is a float already read back from the device."""
+    if not math.isfinite(value):
+        raise NonFinite(what, value, step)
+
+
+def weights_are_finite(model):
+    # one sync for the whole model: a nan/inf anywhere must never replace a good checkpoint
+    return bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all())
+
+
+class RunningMetrics:
+    """Sample-weighted loss and accuracy (argmax of the logits) over a pass, kept on the device; with
+    `confusion=True` also the confusion matrix: confusion[true, predicted] counts samples.
+
+    A step only keeps its batch's loss, logits and labels; every `WINDOW` batches (and when the batch size changes)
+    they are reduced on the device in a few ops, because at small batches each extra op per step is a visible share
+    of the step. Nothing here waits for the device until a value is read.
+    """
+
+    WINDOW = 32
+
+    def __init__(self, device, confusion=False):
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), dtype=torch.long, device=device)
+        self.count = 0
+        self.track_confusion, self.confusion = confusion, None
+        self.pending, self.pending_size = [], 0  # batches of size pending_size not yet reduced
+
+    def update(self, loss, logits, labels):
+        """`loss` and `logits` must need no grad (optimizer_step returns them detached), or they would keep the
+        autograd graph alive until the next reduce."""
+        n = labels.shape[0]
+        if self.pending and (n != self.pending_size or len(self.pending) == self.WINDOW):
+            self._reduce()
+        self.pending.append((loss, logits, labels))
+        self.pending_size = n
+        self.count += n
+
+    def _reduce(self):
+        if not self.pending:
+            return
+        losses, logits, labels = zip(*self.pending)
+        self.pending = []
+        predicted, labels = torch.cat(logits).argmax(dim=1), torch.cat(labels)
+        self.loss_sum += torch.stack(losses).sum() * self.pending_size  # a batch loss is its samples' mean
+        self.correct += (predicted == labels).sum()
+        if self.track_confusion:
+            self._count_pairs(labels, predicted, classes=logits[0].shape[1])
+
+    def _count_pairs(self, labels, predicted, classes):
+        self.classes = classes
+        if self.confusion is None:
+            self.confusion = torch.zeros(classes * classes, dtype=torch.long, device=labels.device)
+        # one bincount on the device: the pair (true, predicted) as the flat index true * C + predicted
+        self.confusion += torch.bincount(labels * classes + predicted, minlength=classes * classes)
+
+    def running(self):
+        """This process's running {"loss", "acc"} for a progress bar (a sync point, and no reduction over ranks:
+        only rank 0 draws bars)."""
+        self._reduce()
+        count = max(self.count, 1)
+        return {LOSS: f"{self.loss_sum.item() / count:.4f}", ACC: f"{self.correct.item() / count:.3f}"}
+
+    def state_dict(self):
+        # a run interrupted mid-epoch resumes with the sums of the steps it had done
+        self._reduce()
+        return {"loss_sum": self.loss_sum.cpu(), "correct": self.correct.cpu(), "count": self.count}
+
+    def load_state_dict(self, state):
+        self.loss_sum.copy_(state["loss_sum"])
+        self.correct.copy_(state["correct"])
+        self.count = state["count"]
+
+    def compute(self):
+        """{LOSS, ACC} (and "confusion") over every sample seen, by all ranks under torchrun."""
+        self._reduce()
+        count = torch.tensor(self.count, device=self.correct.device)
+        sums = [self.loss_sum.clone(), self.correct.clone(), count]
+        if self.confusion is not None:
+            sums.append(self.confusion.clone())
+        sums = distributed.sum_across_ranks(*sums)
+        count = max(sums[2].item(), 1)
+        result = {LOSS: sums[0].item() / count, ACC: sums[1].item() / count}
+        if self.confusion is not None:
+            result["confusion"] = sums[3].view(self.classes, self.classes).cpu()
+        return result
+
+
+def per_class_accuracy(confusion):
+    """Fraction of each class's samples predicted as that class (the recall), from confusion[true, predicted];
+    None for a class the split has no sample of."""
+    totals = confusion.sum(dim=1).tolist()
+    return [None if total == 0 else confusion[i, i].item() / total for i, total in enumerate(totals)]
