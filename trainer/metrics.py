@@ -32,6 +32,18 @@ def result_key(split, metric):
 EPOCHS, WALL_TIME, HISTORY = "epochs", "wall_time_s", "history"
 PER_CLASS_ACC = result_key(TEST, "per_class_acc")
 
+# Metrics that compare across losses, from the predicted class probabilities: the mean negative log-probability of
+# the true class, the Brier score, the expected calibration error (top-label, ECE_BINS equal-width bins).
+NLL, BRIER, ECE = "nll", "brier", "ece"
+ECE_BINS = 15
+CALIBRATION = result_key(TEST, "calibration")  # the test split's reliability bins: confidence, accuracy, count
+# The global L2 norm of the gradients before each optimizer step.
+GRAD_NORM = "grad_norm"
+GRAD_NORM_STEP = tag(GRAD_NORM, "train_step")                      # TensorBoard, every log step
+GRAD_NORM_MEAN, GRAD_NORM_MAX = tag(GRAD_NORM, "train_mean"), tag(GRAD_NORM, "train_max")  # history, per epoch
+MAX_GRAD_NORM = result_key(TRAIN, "grad_norm_max")                # metrics.json: the run's largest
+CHOSEN_LR = "optimizer/lr"  # metrics.json, HParams, summary: the rate optimizer.lr=auto picked
+
 
 @dataclass(frozen=True)
 class Monitor:
