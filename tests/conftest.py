@@ -33,7 +33,7 @@ def run(overrides, run_dir):
     """What `train OVERRIDES` does inside Hydra's job, called directly: check the config, run its mode."""
     from trainer.cli import dispatch
 
-    return dispatch(compose_config(overrides), run_dir)
+    return dispatch(compose_config(overrides), run_dir, overrides)
 
 
 def run_cli(cwd, *args, env=None, timeout=300):

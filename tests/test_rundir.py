@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, compose_config, run, run_cli
 from trainer.errors import UserError
-from trainer.rundir import claim_dir, home_of, register_resolvers, training_dir, write_status
+from trainer.rundir import claim_dir, home_of, place, register_resolvers, write_status
 
 EXACT = ["model=mlp", "model.hidden=[32]", "trainer.progress=false", "trainer.device=cpu", "data.batch_size=128"]
 
@@ -37,9 +37,10 @@ def test_run_and_sweep_dirs_are_claimed_through_unique_dir_registered_by_the_cli
 
 
 def test_status_json_records_the_errors_first_line_and_wall_time(tmp_path):
-    write_status(tmp_path, 12.34567, ValueError("first line\nsecond line"))
+    write_status(tmp_path, 12.34567, ValueError("a message wrapped\nover two lines\n\nTraceback and details"))
     assert json.loads((tmp_path / "status.json").read_text()) == {
-        "status": "failed", "error": "first line", "error_type": "ValueError", "wall_time_s": 12.346}
+        "status": "failed", "error": "a message wrapped over two lines", "error_type": "ValueError",
+        "wall_time_s": 12.346}
     write_status(tmp_path, 1.0)
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "done"
 
@@ -51,10 +52,11 @@ def test_a_checkpoint_inside_a_run_folder_resumes_there_and_a_loose_one_in_the_n
     (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
     (tmp_path / "loose.pt").write_bytes(b"x")
     assert home_of(run_dir / "checkpoints" / "last.pt") == run_dir and home_of(tmp_path / "loose.pt") is None
-    resume = compose_config([f"ckpt_path={run_dir / 'checkpoints' / 'last.pt'}"])
-    assert training_dir(resume, tmp_path / "new") == run_dir
-    assert training_dir(compose_config([f"ckpt_path={tmp_path / 'loose.pt'}"]), tmp_path / "new") == tmp_path / "new"
-    assert training_dir(compose_config(), tmp_path / "new") == tmp_path / "new"
+    resume = place(compose_config([f"ckpt_path={run_dir / 'checkpoints' / 'last.pt'}"]), tmp_path / "new")
+    assert (resume.run_dir, resume.continuing, resume.ours) == (run_dir, True, False)
+    loose = place(compose_config([f"ckpt_path={tmp_path / 'loose.pt'}"]), tmp_path / "new")
+    assert (loose.run_dir, loose.continuing, loose.ours) == (tmp_path / "new", False, True)
+    assert place(compose_config(), tmp_path / "new").run_dir == tmp_path / "new"
 
 
 def test_a_run_dir_holding_checkpoints_is_not_overwritten_without_resuming(tmp_path):
@@ -76,3 +78,5 @@ def test_a_resumed_run_from_the_cli_writes_status_and_metrics_into_its_own_run_d
     assert not (tmp_path / "again" / "status.json").exists()
     missing = run_cli(tmp_path, *EXACT, f"ckpt_path={tmp_path}/nowhere/last.pt", f"hydra.run.dir={tmp_path / 'third'}")
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    assert json.loads((tmp_path / "third" / "status.json").read_text())["status"] == "failed"
+    assert "does not exist" in (tmp_path / "third" / "train.log").read_text()

@@ -67,7 +67,8 @@ def assemble(cfg, *, for_training=True):
     cfg = with_class_count(cfg, count_classes(cfg.data.num_classes, splits))
     model = build(cfg.model, "model").to(runtime.device)
     objective = build(cfg.loss, "loss").to(runtime.device)
-    check_model_fits_data(model, objective, splits, runtime.device)
+    check_model_fits_data(model, objective, splits, runtime.device,
+                          fix=HEAD_FIX["training" if for_training else "evaluation"])
     net, view = training_view(model, splits if for_training else test_only(splits), cfg.data, runtime.device)
     loaders = build_loaders(view, cfg.data, seed=cfg.seed, device=runtime.device)
     optimizer = build_optimizer(cfg.optimizer, model) if for_training else None
@@ -116,7 +117,13 @@ def build_loaders(splits, cfg_data, *, seed, device):
     return Loaders(train=make(splits.train, True), val=make(splits.val, False), test=make(splits.test, False))
 
 
-def check_model_fits_data(model, objective, splits, device):
+# what to do when labels exceed the model's outputs: a new run sizes its head by data.num_classes; a trained one has
+# its head already
+HEAD_FIX = {"training": "set data.num_classes={needed} (labels must be 0..num_classes-1)",
+            "evaluation": "the checkpoint's model has {outputs}: evaluate it on data of its own classes"}
+
+
+def check_model_fits_data(model, objective, splits, device, *, fix=HEAD_FIX["training"]):
     """Run one tiny batch and check the labels, so a mismatch fails here in one sentence, not deep in torch
     (on CUDA an out-of-range label is an opaque device-side assert)."""
     x, y = next(iter(make_loader(splits.train, batch_size=2, shuffle=False)))
@@ -127,9 +134,10 @@ def check_model_fits_data(model, objective, splits, device):
     for name, dataset in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
         labels = labels_of(dataset)
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            outputs = f"{num_classes} outputs"
             raise UserError(
                 f"the {name} split has labels from {int(labels.min())} to {int(labels.max())} but the model's head has "
-                f"{num_classes} outputs: set data.num_classes={int(labels.max()) + 1} (labels must be 0..num_classes-1)"
+                f"{outputs}: " + fix.format(needed=int(labels.max()) + 1, outputs=outputs)
             )
     try:
         with torch.no_grad():

@@ -131,22 +131,34 @@ def restore(state, parts, ckpt_path):
     return progress
 
 
+ABSENT = "(absent)"  # a key one of two configs lacks: a key losslab's config gained after a checkpoint was written
+
+
 def differences(old, new, prefix=""):
-    """Dotted keys whose values differ between two plain config containers."""
+    """Dotted keys whose values differ between two plain config containers, as (key, old, new)."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [d for key in sorted(set(old) | set(new), key=str)
-                for d in differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+                for d in differences(old.get(key, ABSENT), new.get(key, ABSENT), f"{prefix}{key}.")]
     return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
-def check_resumable(stored, current, ckpt_path, *, before_data=False):
-    """Refuse to continue a checkpoint with another model, data, loss, optimizer, schedule or seed. Both configs
-    are plain containers of values; the stored one is only compared, never built. `before_data`: the check before
-    the run is assembled, when a value the config leaves null (data.num_classes) is not yet read from the data;
-    after assembly the check runs again on everything."""
+def check_resumable(stored, current, ckpt_path, *, done_epochs, before_data=False):
+    """Refuse to continue a checkpoint with another model, data, loss, optimizer, schedule or seed, or with fewer
+    epochs than it has trained, or with another length under a schedule planned over the run's length. Both configs
+    are plain containers of values; the stored one is only compared, never built. `before_data`: the check before the
+    run is assembled, when a value the config leaves null (data.num_classes) is not yet read from the data; after
+    assembly the check runs again on everything."""
+    epochs, trained_for = current["trainer"]["epochs"], stored["trainer"]["epochs"]
+    if epochs < done_epochs:
+        raise UserError(f"ckpt_path={ckpt_path} has already trained {done_epochs} epochs, so trainer.epochs={epochs} "
+                        f"cannot continue it: resume with trainer.epochs={done_epochs} or more")
+    if epochs != trained_for and stored["scheduler"].get("spans_run"):
+        raise UserError(f"ckpt_path={ckpt_path} plans its learning rate over trainer.epochs={trained_for} (its "
+                        f"scheduler spans the run), so a resume cannot change the run's length: resume with "
+                        f"trainer.epochs={trained_for}, or start a new run with trainer.epochs={epochs}")
     changed = [d for section in RESUMABLE_SECTIONS
                for d in differences(stored.get(section), current.get(section), f"{section}.")
-               if not (before_data and d[2] is None)]
+               if d[1] is not ABSENT and not (before_data and d[2] is None)]
     if changed:
         key, old, new = changed[0]
         raise UserError(

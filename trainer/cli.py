@@ -1,9 +1,15 @@
-"""The `train` command: compose the config with Hydra, run the mode it asks for, and turn user mistakes into one
-sentence."""
+"""The `train` command: compose the config with Hydra, decide the run's folder before anything is written, run the
+mode the config asks for, and turn user mistakes into one sentence.
+
+Exit status: 0 done; 1 a sweep with failed jobs, or an error that is not the user's (a bug: its traceback is
+printed); 2 a mistake the user can fix (a config value, a path, an unknown option, a refused folder); 128 + the
+signal number (130 Ctrl-C, 143 SIGTERM) when a signal stopped the run.
+"""
 import importlib
 import os
 import sys
 import time
+import traceback
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -11,61 +17,108 @@ from hydra.types import RunMode
 
 from trainer import rundir
 from trainer.config import config_dir, validate
-from trainer.errors import UserError
+from trainer.errors import Exit, UserError
 from trainer.interrupt import Interrupted
-from trainer.logs import log
+from trainer.logs import RunLog, log
 
 # mode -> the function that runs it, imported when chosen so that `train --help` does not wait for torch
 MODES = {"train": "trainer.train:train", "eval": "trainer.evaluation:evaluate_checkpoint"}
+USER_MISTAKE, FAILED = 2, 1
 
 
-def dispatch(cfg, run_dir):
-    """Check the config, then run its mode; returns the run's metrics."""
-    validate(cfg, modes=MODES)
+def run_mode(cfg, place, overrides):
+    """Check the config, then run its mode in `place`; returns the run's metrics."""
+    validate(cfg, modes=MODES, overrides=overrides)
     module, function = MODES[cfg.mode].split(":")
-    return getattr(importlib.import_module(module), function)(cfg, run_dir)
+    return getattr(importlib.import_module(module), function)(cfg, place, overrides=overrides)
+
+
+def dispatch(cfg, new_dir, overrides=()):
+    """What `train` does with a composed config, without Hydra's records: decide the folder, run the mode."""
+    return run_mode(cfg, rundir.place(cfg, new_dir), list(overrides))
 
 
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
 def run(cfg):
-    hydra_cfg = HydraConfig.get()
-    run_dir = hydra_cfg.runtime.output_dir
-    started = time.perf_counter()
-    status_dir = rundir.training_dir(cfg, run_dir)  # status.json goes where the run's checkpoints and metrics are
+    job = HydraConfig.get()
+    overrides = list(job.overrides.task)
+    in_sweep = job.mode == RunMode.MULTIRUN
     try:
-        metrics = dispatch(cfg, run_dir)
+        place = rundir.place(cfg, job.runtime.output_dir)
+    except UserError as refusal:  # the folder is another run's: nothing is written into it
+        return report(refusal, overrides, in_sweep=in_sweep)
+    records = Records(place, cfg, job)
+    try:
+        metrics = run_mode(cfg, place, overrides)
     except Interrupted as stop:
         # even in a sweep: the user (or the scheduler) wants the whole process to stop
-        rundir.write_status(status_dir, time.perf_counter() - started, stop)
+        records.close(stop)
         print(stop, file=sys.stderr)
-        sys.exit(stop.exit_code)
+        raise Exit(stop.exit_code) from None
     except Exception as error:
-        rundir.write_status(status_dir, time.perf_counter() - started, error)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            # record and go on: the other jobs still run, the summary marks this one failed and the sweep exits 1
-            log.error(f"job failed ({' '.join(hydra_cfg.overrides.task)}): {error}",
-                      exc_info=not isinstance(error, UserError))
-            return None
-        if isinstance(error, UserError):
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        raise
-    rundir.write_status(status_dir, time.perf_counter() - started)
+        records.close(error)
+        return report(error, overrides, in_sweep=in_sweep)
+    records.close()
     from trainer.metrics import ACC, BEST, TEST, result_key  # torch is loaded by now
 
     return metrics.get(BEST.best_key, metrics.get(result_key(TEST, ACC)))  # what a sweeper (e.g. Optuna) maximises
+
+
+class Records:
+    """What the run leaves in its folder besides its results: .hydra/ and train.log from the start (for a resumed
+    run, once the resume is accepted), and status.json at the end."""
+
+    def __init__(self, place, cfg, job):
+        self.place, self.started, self.log = place, time.perf_counter(), None
+        if place.continuing:
+            place.on_begin = lambda: self.open_log(f"resumed from {cfg.ckpt_path} with {' '.join(job.overrides.task)}")
+        else:
+            rundir.write_hydra_record(place.run_dir, cfg, job)
+            self.open_log(f"train {' '.join(job.overrides.task)}")
+
+    def open_log(self, command):
+        self.log = RunLog(self.place.run_dir / "train.log").start()
+        self.log.note(command)
+
+    def close(self, error=None):
+        if not self.place.ours:
+            return
+        rundir.write_status(self.place.run_dir, time.perf_counter() - self.started, error)
+        if self.log is not None:
+            if error is not None and not isinstance(error, Interrupted):
+                self.log.failure(error)
+            self.log.stop()
+
+
+def report(error, overrides, *, in_sweep):
+    """A failed run: one sentence for the user's mistakes, the traceback for anything else; in a sweep, recorded and
+    the sweep goes on (the summary marks the job and the sweep exits 1)."""
+    if in_sweep:
+        log.error(f"job failed ({' '.join(overrides)}): {error}", exc_info=not isinstance(error, UserError))
+        return None
+    if isinstance(error, UserError):
+        print(f"error: {error}", file=sys.stderr)
+        raise Exit(USER_MISTAKE)
+    traceback.print_exception(error)  # not the user's mistake: the whole story, for a bug report
+    raise Exit(FAILED)
 
 
 def main():
     """`train` and `python -m trainer`. Under torchrun (WORLD_SIZE > 1) each process first joins the process
     group, so that all of them agree on one run dir before Hydra composes the config."""
     rundir.register_resolvers()
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return run()
-    from trainer import distributed  # imports torch, which `train --help` should not wait for
-
-    distributed.start()
     try:
-        return run()
-    finally:
-        distributed.stop()
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return run()
+        from trainer import distributed  # imports torch, which `train --help` should not wait for
+
+        distributed.start()
+        try:
+            return run()
+        finally:
+            distributed.stop()
+    except Exit:
+        raise
+    except SystemExit as exit:
+        # Hydra reports its own errors (an unknown option, a malformed override) and exits 1: the user's mistake
+        raise Exit(USER_MISTAKE if exit.code == 1 else exit.code) from None

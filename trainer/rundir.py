@@ -3,6 +3,7 @@
 """
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -51,20 +52,81 @@ def home_of(ckpt_path):
     return run if path.parent.name == "checkpoints" and holds_a_run(run) else None
 
 
-def training_dir(cfg, new_dir):
-    """Where a training run writes: a resumed run continues in its checkpoint's run folder (so the same TensorBoard
-    run); any other run, and the resume of a loose checkpoint, in the new folder Hydra made for it."""
+RUN_FILES = ("metrics.json", "status.json")  # besides .hydra/, checkpoints and TensorBoard events
+
+
+def holds_any_run_file(folder):
+    folder = Path(folder)
+    return holds_a_run(folder) or any((folder / "checkpoints").glob("*.pt")) or any(
+        (folder / name).exists() for name in RUN_FILES)
+
+
+@dataclass
+class Place:
+    """The folder a run writes into, decided before anything is written. A fresh folder is the run's own from the
+    start; the folder of a run being resumed becomes this run's only when the resume is accepted (`begin`), so a
+    refused resume leaves it exactly as it was."""
+    run_dir: Path
+    continuing: bool = False
+    begun: bool = False
+    on_begin: object = None  # called once when a continuing run's resume is accepted (the CLI opens train.log)
+
+    def begin(self):
+        if self.continuing and not self.begun and self.on_begin is not None:
+            self.on_begin()
+        self.begun = True
+
+    @property
+    def ours(self):
+        return not self.continuing or self.begun
+
+
+def place(cfg, new_dir):
+    """Where a run writes: a resumed run continues in the run folder its checkpoint belongs to (the same TensorBoard
+    run); any other run, and the resume of a loose checkpoint, in the new folder Hydra made for it, which must not
+    hold another run's files (hydra.run.dir can point anywhere)."""
     if cfg.mode == "train" and cfg.ckpt_path and Path(cfg.ckpt_path).is_file():
-        return home_of(cfg.ckpt_path) or Path(new_dir)
-    return Path(new_dir)
+        home = home_of(cfg.ckpt_path)
+        if home is not None:
+            return Place(home, continuing=True)
+    refuse_another_run(Path(new_dir), cfg.mode)
+    return Place(Path(new_dir))
 
 
-def refuse_to_overwrite(run_dir):
-    if any((Path(run_dir) / "checkpoints").glob("*.pt")):
+def refuse_another_run(folder, mode):
+    if any((folder / "checkpoints").glob("*.pt")) and mode == "train":
         raise UserError(
-            f"{run_dir} already holds a run's checkpoints: resume it with ckpt_path={run_dir}/checkpoints/last.pt, "
+            f"{folder} already holds a run's checkpoints: resume it with ckpt_path={folder}/checkpoints/last.pt, "
             "or give this run its own folder (hydra.run.dir=...)"
         )
+    if holds_any_run_file(folder):
+        raise UserError(f"{folder} holds another run's files: a run with mode={mode} writes into a folder of its own, "
+                        "so leave hydra.run.dir out or point it at a new folder")
+
+
+def check_writable(folder):
+    """Create `folder` and write a file in it now, so an unwritable output folder is one sentence before any
+    training, not a traceback after an epoch of work."""
+    folder = Path(folder)
+    probe = folder / ".write-test"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"{folder} cannot be written ({error.strerror or first_line(error)}): point hydra.run.dir "
+                        "at a folder you can write to") from None
+
+
+def write_hydra_record(run_dir, task_cfg, hydra_cfg):
+    """.hydra/config.yaml, hydra.yaml and overrides.yaml, as Hydra writes them (conf/config.yaml turns Hydra's own
+    writing off, so that a run refused for a folder never touches it): the composed config, Hydra's, and the
+    command line's overrides, which `ckpt_path=` resumes and the sweep summary read."""
+    folder = Path(run_dir) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config.yaml", task_cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})),
+                       ("overrides.yaml", hydra_cfg.overrides.task)):
+        (folder / name).write_text(OmegaConf.to_yaml(node))
 
 
 def write_json(data, path):

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import yaml
 from hydra.experimental.callback import Callback
 
 from trainer.config import override_key
+from trainer.errors import Exit
 from trainer.metrics import ACC, BEST, BEST_EPOCH, EPOCHS, HISTORY, LOSS, TEST, TRAIN, result_key
 
 METRIC_COLUMNS = (  # (metrics.json key, column title, format)
@@ -232,4 +232,4 @@ class SummaryCallback(Callback):
         print(f"\n{text}\nwritten in {sweep_dir}: {', '.join(written)}", flush=True)
         failed = [job for job in jobs if job.status == "failed"]
         if failed:
-            sys.exit(f"error: {len(failed)} of {len(jobs)} jobs failed: see {sweep_dir / 'summary.md'}")
+            raise Exit(f"error: {len(failed)} of {len(jobs)} jobs failed: see {sweep_dir / 'summary.md'}")  # status 1

@@ -44,22 +44,23 @@ class Diverged(UserError):
         self.epoch, self.lr = epoch, lr
 
 
-def train(cfg, run_dir):
-    """Train (or resume from ckpt_path), validate every epoch, keep last.pt and best.pt, test best.pt;
-    returns the final metrics."""
+def train(cfg, place, *, overrides=()):
+    """Train (or resume from ckpt_path) in `place` (trainer.rundir.place), validate every epoch, keep last.pt and
+    best.pt, test best.pt; returns the final metrics."""
     started = time.perf_counter()
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
-    run_dir = rundir.training_dir(cfg, run_dir)
-    if resume is None:
-        rundir.refuse_to_overwrite(run_dir)
-    else:
+    if resume is not None:
+        done = Progress.from_state(resume).epoch
         checkpoint.check_resumable(resume["config"], OmegaConf.to_container(cfg, resolve=True), cfg.ckpt_path,
-                                   before_data=True)
+                                   done_epochs=done, before_data=True)
     parts = assemble(cfg)
     progress = Progress()
     if resume is not None:
-        checkpoint.check_resumable(resume["config"], parts.config, cfg.ckpt_path)
+        checkpoint.check_resumable(resume["config"], parts.config, cfg.ckpt_path, done_epochs=done)
         progress = checkpoint.restore(resume, parts, cfg.ckpt_path)
+    run_dir = place.run_dir
+    rundir.check_writable(run_dir / "checkpoints")
+    place.begin()  # from here on the folder is this run's: its failures are recorded there
     # on resume, hide whatever the interrupted process logged after its last checkpoint
     out = Outputs(run_dir, Tracker(run_dir, purge_step=progress.global_step if resume else None,
                                    enabled=distributed.is_main()))
