@@ -139,14 +139,24 @@ def differences(old, new, prefix=""):
     return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
+def was_stored(config, key):
+    """Whether a plain config container holds the dotted key."""
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return False
+        config = config[part]
+    return True
+
+
 def check_resumable(stored, current, ckpt_path, *, before_data=False):
     """Refuse to continue a checkpoint with another model, data, loss, optimizer, schedule or seed. Both configs
     are plain containers of values; the stored one is only compared, never built. `before_data`: the check before
     the run is assembled, when a value the config leaves null (data.num_classes) is not yet read from the data;
-    after assembly the check runs again on everything."""
+    after assembly the check runs again on everything. A key the stored config lacks (added to losslab after the
+    checkpoint was written, e.g. data.label_noise) is not compared: the resumed run uses today's value."""
     changed = [d for section in RESUMABLE_SECTIONS
                for d in differences(stored.get(section), current.get(section), f"{section}.")
-               if not (before_data and d[2] is None)]
+               if not (before_data and d[2] is None) and was_stored(stored, d[0])]
     if changed:
         key, old, new = changed[0]
         raise UserError(
