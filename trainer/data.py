@@ -267,7 +267,7 @@ def check_settings(cfg_data):
                         "from 0 (none) up to but not including 1, e.g. data.label_noise=0.4")
     if cfg_data.get("normalize", False) not in (True, False):
         raise UserError(f"data.normalize={cfg_data.normalize} is invalid: use true or false")
-    if cfg_data.get("mean") is not None and not cfg_data.normalize:
+    if cfg_data.get("mean") is not None and not cfg_data.get("normalize", False):
         raise UserError(f"data.mean={cfg_data.mean} is set but data.normalize=false: set data.normalize=true to use "
                         "it, or data.mean=null data.std=null")
     if (cfg_data.get("mean") is None) != (cfg_data.get("std") is None):
