@@ -210,7 +210,8 @@ def bench(model_name, batch_size, optimizer, device, repeats, run_dir, overrides
             times[name] += runs[name]()
     speed = {name: window * batch_size / low_percentile(t) for name, t in times.items()}
     return {"model": model_name, "batch": batch_size, "steps": steps, "window": window,
-            "samples": len(times["bare"]), **speed, **{f"{name} ratio": speed[name] / speed["bare"] for name in trainers}}
+            "samples": len(times["bare"]), **speed,
+            **{f"{name} ratio": speed[name] / speed["bare"] for name in trainers}}
 
 
 def low_percentile(values, q=0.2):
@@ -232,7 +233,7 @@ def main():
     parser.add_argument("--image-size", type=int, default=32, help="the generated files' size in px")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader processes streaming the files")
     args = parser.parse_args()
-    logging.getLogger("trainer").setLevel(logging.WARNING)  # the runs' own lines (cache, normalisation) stay out of the table
+    logging.getLogger("trainer").setLevel(logging.WARNING)  # the runs' own log lines stay out of the table
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

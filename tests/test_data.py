@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from tests.conftest import compose_config
+from tests.conftest import TINY, compose_config, run
 from trainer import data as data_module
 from trainer.config import build
 from trainer.data import (Splits, TensorLoader, cache_plan, channel_statistics, channel_values, check_settings,
@@ -267,3 +267,10 @@ def test_an_empty_split_or_a_single_class_is_refused():
     with pytest.raises(UserError, match="the train split holds samples of one class only \\(label 0\\)"):
         check_splits(Splits(train=one, val=two, test=two), ("train", "val", "test"))
     check_splits(Splits(train=None, val=None, test=two), ("test",))  # mode=eval needs the test split only
+
+
+def test_a_dataset_too_small_for_its_val_fraction_stops_the_run_before_training(tmp_path):
+    with pytest.raises(UserError, match="^data.source.val_fraction=0.15 of 3 samples leaves the val split empty: set "
+                                        "data.source.val_fraction to at least 0.333 or give the dataset more samples$"):
+        run([*TINY, "data.source.num_samples=3", "data.num_classes=2", "trainer.epochs=1"], tmp_path)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()

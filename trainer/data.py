@@ -303,11 +303,11 @@ def worker_failures_explained():
     except RuntimeError as error:
         if "DataLoader worker" not in str(error):
             raise
-        raise UserError(f"a DataLoader worker failed ({first_line(error)}): run with data.num_workers=0 to see the error "
-                        "in the main process") from None
+        raise UserError(f"a DataLoader worker failed ({first_line(error)}): run with data.num_workers=0 to see the "
+                        "error in the main process") from None
 
 
-# data.cache
+# --- data.cache -------------------------------------------------------------------------------------------------
 
 
 def reader(dataset, num_workers):
@@ -377,7 +377,7 @@ def memory_text(size):
     return f"{size} B"
 
 
-# data.normalize
+# --- data.normalize ---------------------------------------------------------------------------------------------
 
 
 class Standardize:
@@ -436,14 +436,14 @@ def normalized(splits, mean, std):
     return replace(splits, train=part(splits.train), val=part(splits.val), test=part(splits.test))
 
 
-# data.label_noise
+# --- data.label_noise -------------------------------------------------------------------------------------------
 
 
 def noisy_labels(labels, *, fraction, num_classes, seed):
     """`labels` with exactly round(fraction * n) of them, chosen by seed, each replaced by a class drawn uniformly
     from the other num_classes - 1 (a shift of 1..num_classes-1, modulo num_classes). The draws come from a stream
     of their own, so the run's other random numbers are those of a clean run."""
-    rng = np.random.default_rng([LABEL_NOISE_STREAM, seed])
+    rng = np.random.default_rng([LABEL_NOISE_STREAM, seed % 2**64])  # entropy must be >= 0
     chosen = torch.from_numpy(rng.permutation(len(labels))[:round(fraction * len(labels))])
     shift = torch.from_numpy(rng.integers(1, num_classes, size=len(chosen)))
     noisy = labels.clone()

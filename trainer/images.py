@@ -19,13 +19,14 @@ from trainer.data import Splits, labels_of, split_indices
 from trainer.errors import UserError, first_line
 from trainer.logs import log
 
+PIL_MODES = {1: "L", 3: "RGB"}  # the channels an image is converted to
 SIZE_SAMPLES = 100  # training images whose size data.image_size=null reads
 
 
 class UnreadableImage(UserError):
     """A file PIL cannot decode (truncated, or not an image at all), named with the fix. A DataLoader worker hands it
-    to the main process rebuilt as UnreadableImage("Caught UnreadableImage in DataLoader worker process 0.\n
-    Original Traceback ... trainer.images.UnreadableImage: <sentence>"): that keeps only the sentence."""
+    to the main process rebuilt from one string: "Caught UnreadableImage in DataLoader worker process 0.", the
+    worker's traceback, and last "trainer.images.UnreadableImage: <the sentence>"; that keeps only the sentence."""
 
     def __init__(self, message):
         if message.startswith(f"Caught {type(self).__name__} "):
@@ -37,8 +38,6 @@ def unreadable(path, error):
     reason = "no image format PIL knows" if isinstance(error, UnidentifiedImageError) else first_line(error)
     return UnreadableImage(f"{path} cannot be read as an image ({reason}): delete it or replace it with a readable "
                            "copy")
-
-PIL_MODES = {1: "L", 3: "RGB"}  # the channels an image is converted to
 
 
 class ToMode:
