@@ -16,18 +16,28 @@ batches, where logging is negligible) are timed per step. Data is synthetic and 
     python scripts/bench.py --models mlp --batch-sizes 4 --repeats 9
     python scripts/bench.py trainer.precision=bf16 trainer.channels_last=true   # options for the trainer's side:
                                                   # the ratio is then the speed-up over a bare float32 loop
+
+With `--image-files N` the data is N generated JPEG files in class folders instead (`data=image_folder`, their own
+size, `--image-size` px), and the trainer runs twice: on the splits decoded once into memory (`data.cache=true`,
+what `data.cache=auto` chooses when they fit its budget) and streamed from the files every epoch by
+`--workers` DataLoader processes (`data.cache=false`). The bare loop trains on the decoded tensors, as before:
+
+    python scripts/bench.py --image-files 5000 --models small_cnn --threads 1
 """
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from PIL import Image
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -70,6 +80,27 @@ def build_case(model_name, batch_size, optimizer, device, overrides=()):
     cfg = compose_config(case + list(overrides))
     total = samples_for(STEPS[(model_name, batch_size)] * batch_size, cfg)
     return assemble(compose_config(case + [f"data.source.num_samples={total}"] + list(overrides)))
+
+
+def write_images(folder, count, size, classes=10):
+    """`count` JPEG files of size x size px in `classes` class folders (image_folder's layout): noise around a
+    colour per class, so that they decode like photos rather than flat colour."""
+    rng = np.random.default_rng(SEED)
+    colours = rng.integers(40, 216, (classes, 3))
+    for i in range(count):
+        label = i % classes
+        pixels = np.clip(colours[label] + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+        (folder / f"class{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(folder / f"class{label}" / f"{i:06d}.jpg", quality=90)
+
+
+def build_files_case(model_name, batch_size, optimizer, device, overrides=(), *, root, cache, workers):
+    """The run a user composes for image files: data=image_folder at the images' own size, cached or streamed."""
+    case = ["data=image_folder", f"data.root={root}", f"data.cache={cache}", f"data.num_workers={workers}",
+            f"data.batch_size={batch_size}", f"optimizer={optimizer}", "trainer.progress=true",
+            f"trainer.device={device}", f"model={model_name}", f"seed={SEED}"]
+    case += ["model.weights=null", "model.cache_features=false"] if model_name.endswith("_transfer") else []
+    return assemble(compose_config(case + list(overrides)))
 
 
 def trainer_epoch(parts, run_dir, window):
@@ -156,22 +187,31 @@ class Timed:
         return [b - a for a, b in zip(self.times, self.times[1:])]
 
 
-def bench(model_name, batch_size, optimizer, device, repeats, run_dir, overrides):
-    parts = build_case(model_name, batch_size, optimizer, device, overrides)
+def bench(model_name, batch_size, optimizer, device, repeats, run_dir, overrides, files=None):
+    """Images/s of the trainer's loop and the bare loop (and, with `files` = {root, workers}, of the trainer's loop
+    streaming the files), in alternation, and their ratios to the bare loop."""
+    if files is None:
+        trainers = {"trainer": build_case(model_name, batch_size, optimizer, device, overrides)}
+    else:
+        build = lambda cache, workers: build_files_case(model_name, batch_size, optimizer, device, overrides,
+                                                        root=files["root"], cache=cache, workers=workers)
+        trainers = {"trainer": build("true", 0), "streamed": build("false", files["workers"])}
+    parts = trainers["trainer"]
     steps, log_every = len(parts.loaders.train), parts.cfg.trainer.log_every_n_steps
     window = log_every if steps >= 2 * log_every else 1
-    runs = {"trainer": trainer_epoch(parts, run_dir, window), "bare": bare_epoch(parts, window)}
-    for run in runs.values():  # warm-up: allocator, kernels, optimizer state, lazy imports
+    runs = {name: trainer_epoch(each, run_dir, window) for name, each in trainers.items()}
+    runs["bare"] = bare_epoch(parts, window)
+    for run in runs.values():  # warm-up: allocator, kernels, optimizer state, lazy imports, worker processes
         run()
     times = {name: [] for name in runs}
     for i in range(repeats):
-        order = list(runs) if i % 2 == 0 else list(reversed(runs))  # alternate who goes first
-        for name in order:
+        names = list(runs)
+        for name in names[i % len(names):] + names[:i % len(names)]:  # rotate who goes first
             times[name] += runs[name]()
     speed = {name: window * batch_size / low_percentile(t) for name, t in times.items()}
-    return {"model": model_name, "batch": batch_size, "steps": steps,
-            "window": window, "samples": len(times["bare"]), "trainer": speed["trainer"], "bare": speed["bare"],
-            "ratio": speed["trainer"] / speed["bare"]}
+    return {"model": model_name, "batch": batch_size, "steps": steps, "window": window,
+            "samples": len(times["bare"]), **speed,
+            **{f"{name} ratio": speed[name] / speed["bare"] for name in trainers}}
 
 
 def low_percentile(values, q=0.2):
@@ -189,23 +229,45 @@ def main():
     parser.add_argument("--repeats", type=int, default=7, help="timed measurements of each loop per case")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads; 1 gives steadier numbers on a machine shared with other jobs")
+    parser.add_argument("--image-files", type=int, default=0, help="N: train on N generated JPEG files instead")
+    parser.add_argument("--image-size", type=int, default=32, help="the generated files' size in px")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader processes streaming the files")
     args = parser.parse_args()
+    logging.getLogger("trainer").setLevel(logging.WARNING)  # the runs' own log lines stay out of the table
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
           f"optimizer {args.optimizer}, {args.repeats} epochs each, 20th percentile of window times, "
           f"trainer overrides: {' '.join(args.overrides) or 'none'}")
-    print(f"{'model':<20} {'batch':>5} {'window':>6} {'windows':>7} {'trainer img/s':>14} {'bare img/s':>11} "
-          f"{'ratio':>6}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
+        files = None
+        if args.image_files:
+            files = {"root": Path(run_dir) / "images", "workers": args.workers}
+            write_images(files["root"], args.image_files, args.image_size)
+            print(f"{args.image_files} JPEG files of {args.image_size}x{args.image_size} px in 10 class folders; "
+                  f"trainer: decoded once into memory (data.cache=true); streamed: read every epoch "
+                  f"(data.cache=false, data.num_workers={args.workers})")
+        print_header(files)
         for model_name in args.models:
             for batch_size in args.batch_sizes:
-                row = bench(model_name, batch_size, args.optimizer, device, args.repeats, run_dir, args.overrides)
-                print(f"{row['model']:<20} {row['batch']:>5} {row['window']:>6} {row['samples']:>7} "
-                      f"{row['trainer']:>14.0f} {row['bare']:>11.0f} {row['ratio']:>6.3f}", flush=True)
+                row = bench(model_name, batch_size, args.optimizer, device, args.repeats, run_dir, args.overrides,
+                            files)
+                print_row(row, files)
     print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def print_header(files):
+    streamed = f" {'streamed img/s':>15} {'ratio':>6}" if files else ""
+    print(f"{'model':<20} {'batch':>5} {'window':>6} {'windows':>7} {'trainer img/s':>14} {'bare img/s':>11} "
+          f"{'ratio':>6}{streamed}")
+
+
+def print_row(row, files):
+    streamed = f" {row['streamed']:>15.0f} {row['streamed ratio']:>6.3f}" if files else ""
+    print(f"{row['model']:<20} {row['batch']:>5} {row['window']:>6} {row['samples']:>7} {row['trainer']:>14.0f} "
+          f"{row['bare']:>11.0f} {row['trainer ratio']:>6.3f}{streamed}", flush=True)
 
 
 if __name__ == "__main__":

@@ -40,9 +40,9 @@ def write_cifar10(root, per_batch=20):
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
 
 
-def write_pngs(folder, classes, per_class):
-    """One folder per class of solid-colour PNGs (COLOURS), of slightly different sizes."""
+def write_pngs(folder, classes, per_class, size=20):
+    """One folder per class of solid-colour PNGs (COLOURS), of slightly different sizes from `size` px up."""
     for name in classes:
         (folder / name).mkdir(parents=True)
         for i in range(per_class):
-            Image.new("RGB", (20 + i, 24), COLOURS[name]).save(folder / name / f"{i}.png")
+            Image.new("RGB", (size + i, size + 4), COLOURS[name]).save(folder / name / f"{i}.png")

@@ -4,10 +4,13 @@ import math
 import os
 
 import pytest
+import torch
 import torchvision
 
-from tests.conftest import CONF, options, run
+from tests.conftest import CONF, compose_config, options, run
 from tests.datafiles import write_cifar10, write_mnist, write_pngs
+from trainer.assemble import assemble
+from trainer.data import labels_of
 
 # hparams_search configures Hydra's sweeper, not the run: tests/test_sweep.py runs every option of it as a sweep
 GROUPS = sorted(path.name for path in CONF.iterdir() if path.is_dir() and path.name != "hparams_search")
@@ -67,3 +70,14 @@ def test_every_option_composes_trains_and_learns(group, option, tmp_path, monkey
     assert math.isfinite(metrics["test/loss"]) and (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] == metrics["test/acc"]
     assert metrics["test/acc"] >= learned, f"{group}={option} reached only {metrics['test/acc']:.3f}"
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_every_data_option_takes_label_noise_on_its_training_labels_only(option, tmp_path, monkeypatch):
+    overrides, _ = needs("data", option, tmp_path, monkeypatch)
+    common = [f"data={option}", *overrides, "trainer.progress=false", "trainer.device=cpu"]
+    clean, noisy = (assemble(compose_config([*common, f"data.label_noise={noise}"])).splits for noise in (0, 0.4))
+    before, after = labels_of(clean.train), labels_of(noisy.train)
+    assert int((after != before).sum()) == round(0.4 * len(before))
+    for split in ("val", "test"):
+        assert torch.equal(labels_of(getattr(noisy, split)), labels_of(getattr(clean, split)))

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 from trainer import distributed
 from trainer.config import build
-from trainer.data import Splits, count_classes, labels_of, make_loader
+from trainer.data import (Splits, augmented, cache_splits, channel_statistics, channel_values, check_settings,
+                          check_splits, count_classes, labels_of, make_loader, normalized, with_label_noise)
 from trainer.device import Runtime, build_runtime
 from trainer.errors import UserError, first_line
+from trainer.logs import log
 from trainer.optim import build_optimizer, build_schedule
 from trainer.speed import prepare_model
 
@@ -37,7 +40,7 @@ class Assembly:
     """What a run is made of. `model` is what is saved and restored; `net` is what runs forward (the model, or its
     head on features a frozen backbone computed once); `train_net` is `net` as it trains (wrapped in
     DistributedDataParallel under torchrun)."""
-    cfg: object            # the composed config, with what the data decides (data.num_classes) filled in
+    cfg: object            # the composed config, with what the data decided (with_data_facts) filled in
     config: dict           # the same as plain containers: stored in every checkpoint, compared on resume
     classes: list          # class names, when the dataset has them
     splits: Splits
@@ -63,8 +66,7 @@ def assemble(cfg, *, for_training=True):
     """
     runtime = build_runtime(cfg.trainer, cfg.data.shape)
     seed_everything(cfg.seed)
-    splits = build(cfg.data.source, "data", seed=cfg.seed)
-    cfg = with_class_count(cfg, count_classes(cfg.data.num_classes, splits))
+    cfg, splits = build_data(cfg, for_training=for_training)
     model = build(cfg.model, "model").to(runtime.device)
     objective = build(cfg.loss, "loss").to(runtime.device)
     check_model_fits_data(model, objective, splits, runtime.device,
@@ -88,14 +90,91 @@ def test_only(splits):
     return Splits(train=None, val=None, test=splits.test, classes=splits.classes)
 
 
-def with_class_count(cfg, num_classes):
-    """A copy of the config whose data.num_classes is the dataset's count; the model and loss configs read it by
-    interpolation. The caller's config is left as it was."""
-    if cfg.data.num_classes == num_classes:
+# --- the data stage -----------------------------------------------------------------------------------------------
+
+
+def build_data(cfg, *, for_training):
+    """The splits a run needs, and the config with what the data decided filled in. In order: the image size a
+    pretrained model expects, the source, the checks, data.cache, data.normalize, data.label_noise and the source's
+    augmentation (trainer/data.py does each step the same way for every source). Only private random generators are
+    used, so the model's initialisation that follows is the same whatever the data stage did."""
+    check_settings(cfg.data)
+    model_class = class_of(cfg.model)
+    cfg = with_data_facts(cfg, image_size=expected_image_size(cfg, model_class))
+    splits = build(cfg.data.source, "data", seed=cfg.seed)
+    cfg = with_data_facts(cfg, num_classes=count_classes(cfg.data.num_classes, splits), image_size=splits.image_size)
+    names = ("train", "val", "test") if for_training else ("test",)
+    check_splits(splits, names)
+    splits = cache_splits(splits, cfg.data, names=names)
+    values = normalization(cfg, splits, model_class)
+    if values is not None:
+        cfg = with_data_facts(cfg, mean=values[0], std=values[1])
+        splits = normalized(splits, *values)
+    if for_training:
+        splits = with_label_noise(splits, cfg.data.get("label_noise", 0), num_classes=cfg.data.num_classes,
+                                  seed=cfg.seed)
+    return cfg, augmented(splits)
+
+
+def with_data_facts(cfg, **facts):
+    """A copy of the config with what the data decided filled in where the config leaves it null: data.num_classes,
+    data.image_size (and so data.shape), data.mean and data.std. The model and loss configs read data.shape and
+    data.num_classes by interpolation, and checkpoints store the filled-in values. The caller's config is left as
+    it was."""
+    missing = {key: value for key, value in facts.items() if value is not None and cfg.data.get(key, 0) is None}
+    if not missing:
         return cfg
     cfg = copy.deepcopy(cfg)
-    cfg.data.num_classes = num_classes
+    for key, value in missing.items():
+        cfg.data[key] = value
     return cfg
+
+
+def class_of(cfg_model):
+    """The class a model config builds, for the hooks it offers before it is built (trainer/models.py lists them);
+    None when it cannot be found (building the model then says why)."""
+    try:
+        return get_object(cfg_model._target_)
+    except Exception:  # an unknown target: build() reports it, in one sentence
+        return None
+
+
+def expected_image_size(cfg, model_class):
+    """data.image_size=null with a model whose weights expect an image size (a pretrained network's `input_size`):
+    that size, before anything is decoded. Otherwise None: the source decodes the images at their own size."""
+    hook = getattr(model_class, "input_size", None)
+    if hook is None or cfg.data.get("image_size", 0) is not None:
+        return None
+    size = hook(cfg.model)
+    log.info(f"data.image_size=null: {size} px, the size the model's weights were trained at")
+    return size
+
+
+def normalization(cfg, splits, model_class):
+    """data.normalize: the per-channel (mean, std) the data stage standardises inputs with, or None. They are
+    data.mean/data.std, or with null the training split's statistics. A model that normalises its own input
+    (`normalizes_input`: a pretrained network, with its weights' values) gets the images as decoded, so it sees
+    them normalised once; data.mean/data.std given for it would normalise them twice."""
+    data = cfg.data
+    if getattr(model_class, "normalizes_input", False):
+        if data.get("mean") is not None:
+            raise UserError(f"data.mean={data.mean} and data.std={data.std} would normalise the images a second time: "
+                            "a pretrained model normalises them itself, with its weights' own mean and std; set "
+                            "data.mean=null data.std=null")
+        log.info("data.normalize: the pretrained model normalises its input itself, with its weights' mean and std")
+        return None
+    if not data.get("normalize", False):
+        return None
+    if data.get("mean") is None:
+        mean, std = channel_statistics(splits.train, num_workers=data.num_workers, seed=cfg.seed)
+        source = "the training split's"
+    else:
+        mean, std = (channel_values(data[key], f"data.{key}", data.shape[0]) for key in ("mean", "std"))
+        source = "data.mean and data.std"
+    rounded = lambda values: "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
+    log.info(f"data.normalize=true: inputs standardised with per-channel mean {rounded(mean)} and std "
+             f"{rounded(std)} ({source})")
+    return mean, std
 
 
 def training_view(model, splits, cfg_data, device):

@@ -147,7 +147,8 @@ def check_resumable(stored, current, ckpt_path, *, done_epochs, before_data=Fals
     epochs than it has trained, or with another length under a schedule planned over the run's length. Both configs
     are plain containers of values; the stored one is only compared, never built. `before_data`: the check before the
     run is assembled, when a value the config leaves null (data.num_classes) is not yet read from the data; after
-    assembly the check runs again on everything."""
+    assembly the check runs again on everything. A key the stored config lacks (added to losslab after the checkpoint
+    was written, e.g. data.label_noise) is not compared: the resumed run uses today's value."""
     epochs, trained_for = current["trainer"]["epochs"], stored["trainer"]["epochs"]
     if epochs < done_epochs:
         raise UserError(f"ckpt_path={ckpt_path} has already trained {done_epochs} epochs, so trainer.epochs={epochs} "

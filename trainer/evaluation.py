@@ -2,6 +2,8 @@
 (values stored in the checkpoint, which are data: never a target losslab's conf/ does not declare), the run's own data
 or the data this command line chooses (a new test set, checked against the model's input shape and classes), and
 this command's trainer.* settings (device, precision, channels_last, compile)."""
+import copy
+
 from omegaconf import OmegaConf
 
 from trainer import checkpoint, distributed, rundir
@@ -54,15 +56,24 @@ def eval_config(stored, cfg, overrides):
     return config
 
 
+# what the model was trained with rather than what the data holds: new data is normalised with the training split's
+# statistics and resized to the training size, as the model expects
+TRAINED_WITH = ("mean", "std", "image_size")
+
+
 def new_data(stored, cfg, overrides):
     """This command's data, if the checkpoint's model can take it: with `data=OPTION` the data this command composes;
     with only `data.KEY=...` the run's own data with those keys changed (values that follow them, such as data.shape
     from data.image_size, follow them again)."""
-    if any(override_key(o) == "data" for o in overrides):
-        data = OmegaConf.to_container(cfg.data, resolve=True)
+    typed = {override_key(o) for o in overrides}
+    if "data" in typed:
+        node = copy.deepcopy(cfg).data
     else:
-        data = changed_data(stored["data"], cfg, [override_key(o) for o in overrides if override_key(o) != "data"
-                                                  and override_key(o).startswith("data.")])
+        node = changed_data(stored["data"], cfg, sorted(k for k in typed if k.startswith("data.")))
+    for key in TRAINED_WITH:  # the model's own input statistics and size, unless this command sets them
+        if f"data.{key}" not in typed and stored["data"].get(key) is not None:
+            node[key] = stored["data"][key]
+    data = OmegaConf.to_container(node, resolve=True)
     shape, trained_on = list(data["shape"]), list(stored["data"]["shape"])
     if shape != trained_on:
         raise UserError(f"data.shape={shape} differs from the {trained_on} the checkpoint's model was trained on: set "
@@ -71,8 +82,8 @@ def new_data(stored, cfg, overrides):
 
 
 def changed_data(run_data, cfg, keys):
-    """The run's data section with this command's values at `keys`, re-resolved through the option's own YAML so
-    interpolated values follow."""
+    """The run's data section with this command's values at `keys`, as the option's own YAML (not yet resolved) so
+    that interpolated values follow."""
     option = option_of("data", run_data)
     if option is None:
         raise UserError(f"ckpt_path={cfg.ckpt_path} was trained on data losslab's conf/ does not declare: set data="
@@ -86,7 +97,7 @@ def changed_data(run_data, cfg, keys):
             OmegaConf.update(template, where, OmegaConf.select(values, where), force_add=True)
     for key in keys:  # a key the user set wins even where the YAML interpolates it
         OmegaConf.update(template, key.split(".", 1)[1], OmegaConf.select(cfg, key), force_add=True)
-    return OmegaConf.to_container(template, resolve=True)
+    return template
 
 
 def never_download(data):

@@ -1,22 +1,43 @@
 """Image datasets read from disk: torchvision's (CIFAR-10, MNIST, Fashion-MNIST, ...) and a folder of class
 subfolders. Like the sources in trainer/data.py they return a `Splits`.
 
-Every image is decoded to a float tensor in [0, 1] of `data.shape` = [channels, image_size, image_size]. The
-normalisation a pretrained network expects belongs to that model (trainer/transfer.py), so the same data config
-serves small_cnn and resnet18_transfer alike. `augment` adds a random crop and flip to the train split only;
-`cache` decodes each split once into memory, after which `TensorLoader` serves it without per-sample Python work.
+Every image is decoded to a float tensor in [0, 1] of `data.shape` = [channels, image_size, image_size]; with
+`data.image_size: null` the images' own size (trainer/assemble.py first asks a pretrained model for the size its
+weights expect). Normalisation, caching and label noise are the data stage's (trainer/data.py), the same for every
+source; `augment` is returned with the splits as the random transform of a training image.
 """
+import statistics
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset, pil_loader
 from torchvision.transforms import v2
 
 from trainer.data import Splits, labels_of, split_indices
 from trainer.errors import UserError, first_line
+from trainer.logs import log
 
 PIL_MODES = {1: "L", 3: "RGB"}  # the channels an image is converted to
+SIZE_SAMPLES = 100  # training images whose size data.image_size=null reads
+
+
+class UnreadableImage(UserError):
+    """A file PIL cannot decode (truncated, or not an image at all), named with the fix. A DataLoader worker hands it
+    to the main process rebuilt from one string: "Caught UnreadableImage in DataLoader worker process 0.", the
+    worker's traceback, and last "trainer.images.UnreadableImage: <the sentence>"; that keeps only the sentence."""
+
+    def __init__(self, message):
+        if message.startswith(f"Caught {type(self).__name__} "):
+            message = message.rstrip().splitlines()[-1].removeprefix(f"{__name__}.{type(self).__name__}: ")
+        super().__init__(message)
+
+
+def unreadable(path, error):
+    reason = "no image format PIL knows" if isinstance(error, UnidentifiedImageError) else first_line(error)
+    return UnreadableImage(f"{path} cannot be read as an image ({reason}): delete it or replace it with a readable "
+                           "copy")
 
 
 class ToMode:
@@ -29,12 +50,17 @@ class ToMode:
         return image.convert(self.mode)
 
 
-def decoder(channels, image_size):
-    """PIL image -> float tensor [channels, image_size, image_size] in [0, 1]: shorter side resized, centre cropped."""
+def check_image_settings(channels, image_size):
     if channels not in PIL_MODES:
         raise UserError(f"data.channels={channels} is not supported for images: use 1 (grayscale) or 3 (RGB)")
-    if not isinstance(image_size, int) or image_size < 1:
-        raise UserError(f"data.image_size={image_size} is invalid: use a whole number of pixels, e.g. 32 or 224")
+    if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1):
+        raise UserError(f"data.image_size={image_size} is invalid: use a whole number of pixels, e.g. 32 or 224, or "
+                        "null for the images' own size")
+
+
+def decoder(channels, image_size):
+    """PIL image -> float tensor [channels, image_size, image_size] in [0, 1]: shorter side resized (not at all
+    when it is image_size already), centre cropped."""
     return v2.Compose([
         ToMode(PIL_MODES[channels]), v2.ToImage(), v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size),
         v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor(),
@@ -82,31 +108,45 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i):
         path, label = self.samples[i]
-        return pil_loader(path), label
+        try:
+            return pil_loader(path), label
+        except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated data, not an image, a broken header
+            raise unreadable(path, error) from None
+
+    def size_of(self, i):
+        """(width, height) of image i, read from its header alone."""
+        path = self.samples[i][0]
+        try:
+            with Image.open(path) as image:
+                return image.size
+        except (OSError, SyntaxError, ValueError) as error:
+            raise unreadable(path, error) from None
 
 
-def decode_all(dataset, num_workers):
-    """Decode every sample once into one float tensor: data.cache=true."""
-    xs, ys = [], []
-    for x, y in DataLoader(dataset, batch_size=256, num_workers=num_workers):
-        xs.append(x)
-        ys.append(torch.as_tensor(y, dtype=torch.long))
-    return TensorDataset(torch.cat(xs), torch.cat(ys))
+def own_size(base, indices, seed):
+    """data.image_size=null, for a model trained from scratch: the images' own size. Their shorter side (images are
+    centre-cropped square), the median over up to SIZE_SAMPLES training images drawn by seed, so a few odd ones do
+    not decide it; logged with the range found."""
+    indices = torch.as_tensor(indices, dtype=torch.long)
+    picked = indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:SIZE_SAMPLES]]
+    size_of = getattr(base, "size_of", lambda i: base[i][0].size)  # header reads for files; torchvision's in memory
+    sizes = [size_of(int(i)) for i in picked]
+    sides = sorted(min(size) for size in sizes)
+    side = statistics.median_low(sides)
+    found = (f"all {sizes[0][0]}x{sizes[0][1]}" if len(set(sizes)) == 1
+             else f"shorter sides from {sides[0]} to {sides[-1]} px, this is their median")
+    log.info(f"data.image_size=null: {side} px, the images' own size ({len(sizes)} sampled, {found}); set "
+             "data.image_size to resize them")
+    return side
 
 
-def make_splits(parts, *, classes, channels, image_size, augment, cache, num_workers):
-    """Splits from (base dataset, indices) per split: decoding, train-only augmentation and the optional cache."""
-    decode = decoder(channels, image_size)
-    splits = {}
-    for name, (base, indices) in parts.items():
-        if cache:
-            splits[name] = decode_all(Transformed(base, indices, decode), num_workers)
-            if augment and name == "train":  # random each epoch, so applied on access to the cached tensors
-                splits[name] = Transformed(splits[name], range(len(splits[name])), augmenter(image_size))
-        else:
-            random = augment and name == "train"
-            splits[name] = Transformed(base, indices, v2.Compose([decode, augmenter(image_size)]) if random else decode)
-    return Splits(train=splits["train"], val=splits["val"], test=splits["test"], classes=list(classes))
+def make_splits(parts, *, classes, channels, image_size, augment, seed):
+    """Splits from (base dataset, indices) per split, decoded on access, with the train split's augmentation."""
+    check_image_settings(channels, image_size)
+    size = image_size or own_size(*parts["train"], seed)
+    decode = decoder(channels, size)
+    splits = {name: Transformed(base, indices, decode) for name, (base, indices) in parts.items()}
+    return Splits(**splits, classes=list(classes), image_size=size, augment=augmenter(size) if augment else None)
 
 
 def open_torchvision(dataset, root, download, train):
@@ -124,8 +164,7 @@ def open_torchvision(dataset, root, download, train):
                         ) from None
 
 
-def torchvision_dataset(*, dataset, root, download, channels, image_size, augment, cache, num_workers, val_fraction,
-                        seed):
+def torchvision_dataset(*, dataset, root, download, channels, image_size, augment, val_fraction, seed):
     """A torchvision dataset with a train/test split (`dataset(root, train, download)`: CIFAR10, MNIST, ...).
     Val is carved from the train split by `seed`; test is the dataset's own test split."""
     if not root:
@@ -135,10 +174,11 @@ def torchvision_dataset(*, dataset, root, download, channels, image_size, augmen
     train_idx, val_idx, _ = split_indices(len(train_all), val_fraction, None, seed)
     parts = {"train": (train_all, train_idx), "val": (train_all, val_idx), "test": (test, range(len(test)))}
     return make_splits(parts, classes=train_all.classes, channels=channels, image_size=image_size, augment=augment,
-                       cache=cache, num_workers=num_workers)
+                       seed=seed)
 
 
 def folder_classes(folder, root):
+    """The sorted class subfolders of `folder`; at least two, or one sentence saying what data.root should be."""
     try:
         classes, _ = find_classes(str(folder))
     except FileNotFoundError:
@@ -146,10 +186,36 @@ def folder_classes(folder, root):
     if not classes:
         raise UserError(f"data.root={root} has no class subfolders in {folder} (image_folder has no data.download): "
                         f"put each class's images in data.root/<class>/ or data.root/train/<class>/")
+    if len(classes) == 1:
+        raise UserError(f"data.root={root} has one class folder, {classes[0]}, and a classifier needs at least two: if "
+                        f"{folder / classes[0]} holds your class folders, set data.root={folder / classes[0]}")
     return classes
 
 
-def image_folder(*, root, channels, image_size, augment, cache, num_workers, val_fraction, test_fraction, seed):
+def class_files(folder, classes, root):
+    """The images of every class folder; a class folder without any is one sentence naming it (the model would
+    get an output no sample ever trains)."""
+    files = ImageFiles(folder, classes)
+    counts = torch.bincount(files.targets, minlength=len(classes))
+    if counts.sum() == 0:
+        raise UserError(f"data.root={root} has class subfolders but no images ({', '.join(IMG_EXTENSIONS)}) in them")
+    empty = [name for name, count in zip(classes, counts) if count == 0]
+    if empty:
+        raise UserError(f"data.root={root}: the class folder {folder / empty[0]} holds no images "
+                        f"({', '.join(IMG_EXTENSIONS)}): add its images or remove the folder")
+    return files
+
+
+def own_split(root, name, classes):
+    """root/val or root/test as it is; one that holds no images is one sentence with both ways out."""
+    files = ImageFiles(root / name, classes)
+    if len(files) == 0:
+        raise UserError(f"data.root={root}: {root / name} holds no images in class folders: add them, or remove "
+                        f"{name}/ to carve the {name} split from train/ (data.source.{name}_fraction)")
+    return files
+
+
+def image_folder(*, root, channels, image_size, augment, val_fraction, test_fraction, seed):
     """Images in class subfolders, in one of two layouts:
 
     - root/train/<class>/*, with root/val/<class>/* and/or root/test/<class>/*: a missing val/ or test/ is carved
@@ -165,16 +231,13 @@ def image_folder(*, root, channels, image_size, augment, cache, num_workers, val
     train_dir = root / "train"
     top = train_dir if train_dir.is_dir() else root
     classes = folder_classes(top, root)
-    base = ImageFiles(top, classes)
-    if len(base) == 0:
-        raise UserError(f"data.root={root} has class subfolders but no images ({', '.join(IMG_EXTENSIONS)}) in them")
+    base = class_files(top, classes, root)
     # val/ and test/ next to train/ are used as they are; a missing one is carved from train/
-    own = {name: ImageFiles(root / name, classes)
+    own = {name: own_split(root, name, classes)
            for name in ("val", "test") if top is train_dir and (root / name).is_dir()}
     train_idx, val_idx, test_idx = split_indices(
         len(base), None if "val" in own else val_fraction, None if "test" in own else test_fraction, seed)
     parts = {"train": (base, train_idx)}
     for name, carved in (("val", val_idx), ("test", test_idx)):
         parts[name] = (own[name], range(len(own[name]))) if name in own else (base, carved)
-    return make_splits(parts, classes=classes, channels=channels, image_size=image_size, augment=augment, cache=cache,
-                       num_workers=num_workers)
+    return make_splits(parts, classes=classes, channels=channels, image_size=image_size, augment=augment, seed=seed)

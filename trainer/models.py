@@ -8,6 +8,11 @@ asks a model's type; see TransferModel in trainer/transfer.py):
   and the data it runs on, e.g. a head on features computed once;
 - `epoch_hook(optimizer, schedule, *, epochs) -> callable(epoch) | None`: called at the start of every epoch,
   e.g. to unfreeze a backbone.
+Two are read from the class, before the data is decoded (trainer/assemble.py's data stage):
+- `normalizes_input = True`: the model normalises its own input (a pretrained network, with its weights' values),
+  so the data stage leaves the images as decoded;
+- `input_size(settings) -> int` (a static method; settings: the model config): the image size to decode to when
+  data.image_size is null, e.g. the size pretrained weights were trained at.
 """
 import torch
 from torch import nn

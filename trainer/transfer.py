@@ -83,24 +83,35 @@ def load_state_dict_file(arch, path):
     return network
 
 
+def reference_weights(arch, weights):
+    """The torchvision weights whose preprocessing (image size, mean and std) the network's inputs get: the named
+    ones, or for None (random initialisation) and a state-dict file the architecture's default weights, which say
+    what it was designed with. Returns (the weights, the state-dict file or None)."""
+    enum = weights_enum(arch)
+    if weights is None:
+        return enum.DEFAULT, None
+    name = str(weights)
+    member = name.split(".", 1)[1] if name.startswith(enum.__name__ + ".") else name  # ResNet18_Weights.DEFAULT
+    if member in enum.__members__:
+        return enum[member], None
+    if Path(name).expanduser().is_file():
+        return enum.DEFAULT, Path(name).expanduser()
+    raise UserError(f"model.weights={name} is neither a file nor a weights name of {arch} "
+                    f"({', '.join(enum.__members__)}): use one of those, a path to a state-dict file, or null")
+
+
 def load_network(arch, weights):
     """The torchvision network and the weights whose preprocessing its inputs get.
 
     weights: a torchvision weights name of the architecture (DEFAULT, IMAGENET1K_V1, ...), None (random
-    initialisation) or a path to a state-dict file. For None and a file the architecture's default weights still
-    say which normalisation it was designed with.
+    initialisation) or a path to a state-dict file.
     """
-    enum = weights_enum(arch)
+    reference, file = reference_weights(arch, weights)
     if weights is None:
-        return get_model(arch, weights=None), enum.DEFAULT
-    name = str(weights)
-    member = name.split(".", 1)[1] if name.startswith(enum.__name__ + ".") else name  # ResNet18_Weights.DEFAULT
-    if member in enum.__members__:
-        return load_pretrained(arch, enum[member], name), enum[member]
-    if Path(name).expanduser().is_file():
-        return load_state_dict_file(arch, Path(name).expanduser()), enum.DEFAULT
-    raise UserError(f"model.weights={name} is neither a file nor a weights name of {arch} "
-                    f"({', '.join(enum.__members__)}): use one of those, a path to a state-dict file, or null")
+        return get_model(arch, weights=None), reference
+    if file is not None:
+        return load_state_dict_file(arch, file), reference
+    return load_pretrained(arch, reference, str(weights)), reference
 
 
 def input_channels(network):
@@ -114,7 +125,19 @@ class TransferModel(nn.Module):
     With `freeze_backbone` the backbone's parameters get no gradients (so the optimizer never sees them) and the
     backbone stays in eval mode across every `train()` call: BatchNorm running statistics never move and dropout
     is off, so the backbone is a fixed function of its input.
+
+    Its inputs are images in [0, 1]: `prepare` normalises them with its weights' mean and std, so the data stage
+    must not normalise them too (`normalizes_input`), and with data.image_size=null they come at the size its weights
+    were trained at (`input_size`). Both are read from the class, before the data is decoded.
     """
+    normalizes_input = True
+
+    @staticmethod
+    def input_size(settings):
+        """The image side the weights were trained at (their transforms' crop size, 224 for ImageNet's): what
+        data.image_size=null gives a transfer model. `settings`: the model config (arch, weights)."""
+        reference, _ = reference_weights(settings["arch"], settings.get("weights", "DEFAULT"))
+        return reference.transforms().crop_size[0]
 
     def __init__(self, *, arch, in_shape, num_classes, weights="DEFAULT", freeze_backbone=True, unfreeze_at_epoch=None,
                  backbone_lr_mult=0.1, cache_features="auto"):
