@@ -38,6 +38,8 @@ def test_override_key_strips_the_add_and_delete_prefixes():
     (["mode=eval"], "mode=eval needs a checkpoint: add ckpt_path="),
     (["mode=eval", "ckpt_path=/nowhere/best.pt"], "ckpt_path=/nowhere/best.pt does not exist"),
     (["mode=fit"], "mode=fit is not known: use one of mode=train, mode=eval"),
+    (["trainer.gradient_clip_val=0"], "trainer.gradient_clip_val=0 is invalid"),
+    (["trainer.gradient_clip_val=-1.5"], "trainer.gradient_clip_val=-1.5 is invalid"),
     (["+optimizer.momentum_typo=1"], "optimizer torch.optim.Adam rejected its config"),
     (["model=mlp", "model.activation=gelu"], "model.activation=gelu is not known"),
     (["trainer.device=tpu"], "trainer.device=tpu is not a device name"),

@@ -34,6 +34,9 @@ def validate(cfg, modes):
     if cfg.mode == "eval" and not Path(cfg.ckpt_path).is_file():
         raise UserError(f"ckpt_path={cfg.ckpt_path} does not exist: point it at a .pt file in a run's checkpoints/")
     _positive(cfg.optimizer.lr, "optimizer.lr", "the learning rate must be a number > 0, e.g. optimizer.lr=0.001")
+    if cfg.trainer.gradient_clip_val is not None:
+        _positive(cfg.trainer.gradient_clip_val, "trainer.gradient_clip_val",
+                  "clip gradients to a global norm > 0, e.g. trainer.gradient_clip_val=1.0, or null for no clipping")
     if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 1:
         raise UserError(f"trainer.epochs={cfg.trainer.epochs} is invalid: train for at least one epoch")
     if not isinstance(cfg.data.batch_size, int) or cfg.data.batch_size < 1:
