@@ -16,7 +16,8 @@ from trainer.interrupt import Interrupted
 from trainer.logs import log
 
 # mode -> the function that runs it, imported when chosen so that `train --help` does not wait for torch
-MODES = {"train": "trainer.train:train", "eval": "trainer.evaluation:evaluate_checkpoint"}
+MODES = {"train": "trainer.train:train", "eval": "trainer.evaluation:evaluate_checkpoint",
+         "lr_find": "trainer.lr_find:run_lr_find"}
 
 
 def dispatch(cfg, run_dir):

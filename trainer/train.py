@@ -13,7 +13,8 @@ from trainer.errors import UserError, first_line
 from trainer.interrupt import Interrupted, StopOnSignal
 from trainer.logs import log
 from trainer.loop import evaluate, train_one_epoch
-from trainer.metrics import (ACC, BEST, BEST_EPOCH, BRIER, CALIBRATION, ECE, EPOCHS, GRAD_NORM_MAX,
+from trainer.lr_find import settle_lr
+from trainer.metrics import (ACC, BEST, BEST_EPOCH, BRIER, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX,
                              GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, NLL, PER_CLASS_ACC, TEST, TRAIN, VAL,
                              WALL_TIME, NonFinite, RunningMetrics, check_finite, per_class_accuracy, result_key, tag,
                              weights_are_finite)
@@ -53,6 +54,7 @@ def train(cfg, run_dir):
     run_dir = rundir.training_dir(cfg, run_dir)
     if resume is None:
         rundir.refuse_to_overwrite(run_dir)
+    cfg, chosen_lr = settle_lr(cfg, resume=resume, run_dir=run_dir)  # optimizer.lr=auto: the rate to train at
     if resume is not None:
         checkpoint.check_resumable(resume["config"], OmegaConf.to_container(cfg, resolve=True), cfg.ckpt_path,
                                    before_data=True)
@@ -67,7 +69,7 @@ def train(cfg, run_dir):
     try:
         with StopOnSignal() as stop:
             fit(parts, progress, out=out, stop=stop)
-        test = test_best(parts, progress, out=out)
+        test = test_best(parts, progress, out=out, chosen_lr=chosen_lr)
     except Exception as error:
         if "DataLoader worker" not in str(error):
             raise
@@ -75,7 +77,7 @@ def train(cfg, run_dir):
                         "in the main process") from None
     finally:
         out.tracker.close()
-    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - started)
+    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - started, chosen_lr=chosen_lr)
     if distributed.is_main():  # under torchrun only rank 0 writes
         rundir.write_json(metrics, run_dir / "metrics.json")
         log.info(f"test acc {test[ACC]:.4f}  loss {test[LOSS]:.4f}  nll {test[NLL]:.4f}  ece {test[ECE]:.4f}  "
@@ -160,14 +162,16 @@ def pass_tags(split, result):
     return {tag(metric, split): result[metric] for metric in PASS_METRICS if metric in result}
 
 
-def test_best(parts, progress, *, out):
-    """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters."""
+def test_best(parts, progress, *, out, chosen_lr=None):
+    """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters (and the
+    rate optimizer.lr=auto chose)."""
     epochs = parts.cfg.trainer.epochs
     distributed.wait_for_main()  # rank 0 wrote best.pt
     parts.model.load_state_dict(checkpoint.load(out.best)["model"])
     test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test",
                     keep_outputs=True)
-    final = {**pass_tags(TEST, test), BEST.best_key: progress.best_value}
+    final = {**pass_tags(TEST, test), BEST.best_key: progress.best_value,
+             **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
     out.tracker.scalars(final, epochs)
     draw_test(parts, test, out=out, step=epochs)
     out.tracker.hparams(job_hparams(parts.cfg), list(final))
@@ -185,11 +189,12 @@ def draw_test(parts, test, *, out, step):
     top_losses.record(parts, test, tracker=out.tracker, step=step)
 
 
-def final_metrics(cfg, progress, test, *, wall_time_s):
+def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
     """metrics.json of a training run."""
     norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
     return {**{result_key(TEST, metric): test[metric] for metric in PASS_METRICS}, CALIBRATION: test["calibration"],
             BEST.best_key: progress.best_value, BEST_EPOCH: progress.best_epoch, EPOCHS: cfg.trainer.epochs,
             result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
             PER_CLASS_ACC: per_class_accuracy(test["confusion"]), WALL_TIME: round(wall_time_s, 3),
-            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history}
+            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history,
+            **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
