@@ -1,9 +1,7 @@
 """A training run: it learns, writes its checkpoints, metrics.json, TensorBoard scalars and the test split's pictures,
 scores every loss on its predicted probabilities, measures and clips the gradient norm, and stops in one sentence
 when the loss or the weights stop being numbers or a DataLoader worker dies."""
-import csv
 import json
-import math
 import os
 
 import pytest
@@ -115,27 +113,6 @@ def test_the_test_calibration_is_stored_as_bins_with_confidence_accuracy_and_cou
     gaps = sum(abs(calibration["confidence"][i] - calibration["accuracy"][i]) * calibration["count"][i]
                for i in filled) / 30
     assert gaps == pytest.approx(metrics["test/ece"], abs=1e-6) and 0 <= metrics["test/brier"] <= 2
-
-
-def test_top_losses_list_the_test_samples_with_the_highest_loss_and_draw_images(tmp_path):
-    metrics = run([*TINY, "trainer.epochs=2"], tmp_path)
-    with open(tmp_path / "top_losses.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 16 and list(rows[0])[:6] == ["index", "true", "predicted", "probability",
-                                                      "true_probability", "loss"]
-    losses = [float(row["loss"]) for row in rows]
-    assert losses == sorted(losses, reverse=True) and losses[0] > metrics["test/loss"]
-    # ce: a sample's loss is -log of its probability of the true class
-    assert all(float(row["loss"]) == pytest.approx(-math.log(float(row["true_probability"])), rel=1e-4)
-               for row in rows)
-    assert all(0 <= int(row["index"]) < 30 for row in rows) and len({row["index"] for row in rows}) == 16
-    assert (tmp_path / "top_losses.png").stat().st_size > 0
-
-
-def test_tabular_data_gets_top_losses_as_a_table_only(tmp_path):
-    run(["data=iris", "model=mlp", "trainer.epochs=1", "trainer.progress=false", "trainer.device=cpu"], tmp_path)
-    assert (tmp_path / "top_losses.csv").is_file() and not (tmp_path / "top_losses.png").exists()
-    assert (tmp_path / "reliability.png").is_file()
 
 
 def test_gradient_clipping_bounds_every_step_by_the_clip_value(tmp_path):

@@ -50,7 +50,7 @@ def name_of(classes, label):
 def record(parts, test, *, tracker, step):
     """top_losses.csv, and for image data top_losses.png and the TensorBoard image, from an evaluation kept with
     its outputs (loop.evaluate(..., keep_outputs=True)). Only rank 0 writes."""
-    if not distributed.is_main():
+    if not distributed.is_main() or "logits" not in test:  # an empty test split has nothing to list
         return
     device = parts.runtime.device
     rows = worst(parts.objective, test["logits"].to(device), test["labels"].to(device), classes=parts.classes)
