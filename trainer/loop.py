@@ -37,8 +37,8 @@ def gradient_norm(optimizer, clip=None):
     """The global L2 norm of the gradients the optimizer is about to use, as a tensor on the device (no sync);
     with `clip`, the gradients are scaled down in place so that their norm is at most `clip`."""
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    if not params:
-        return torch.zeros(())
+    if not params:  # no parameter took part in the loss
+        return torch.zeros((), device=optimizer.param_groups[0]["params"][0].device)
     # what torch.nn.utils.get_total_norm computes, without its per-call grouping by device and dtype (all our
     # gradients share one device): at small batches that bookkeeping adds a third to the cost of the norms
     norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
