@@ -100,8 +100,9 @@ def test_an_over_confident_prediction_set_has_the_gap_between_confidence_and_acc
     result = scored([[0.9, 0.1]] * 10, [0, 1] * 5)
     assert result[ECE] == pytest.approx(0.4, abs=1e-6) and result[ACC] == 0.5
     assert result["calibration"]["count"] == [0] * 13 + [10, 0]
-    assert result["calibration"]["confidence"][13] == pytest.approx(0.9) and result["calibration"]["accuracy"][13] == 0.5
-    assert result["calibration"]["confidence"][0] is None and result["calibration"]["bins"] == ECE_BINS
+    bins = result["calibration"]
+    assert bins["confidence"][13] == pytest.approx(0.9) and bins["accuracy"][13] == 0.5
+    assert bins["confidence"][0] is None and bins["bins"] == ECE_BINS
 
 
 def test_a_calibrated_prediction_set_has_an_ece_of_zero():

@@ -37,6 +37,8 @@ PER_CLASS_ACC = result_key(TEST, "per_class_acc")
 NLL, BRIER, ECE = "nll", "brier", "ece"
 ECE_BINS = 15
 CALIBRATION = result_key(TEST, "calibration")  # the test split's reliability bins: confidence, accuracy, count
+# what a pass reports under its split's tags (tag(metric, split)): training passes have the first two
+PASS_METRICS = (LOSS, ACC, NLL, BRIER, ECE)
 # The global L2 norm of the gradients before each optimizer step.
 GRAD_NORM = "grad_norm"
 GRAD_NORM_STEP = tag(GRAD_NORM, "train_step")                      # TensorBoard, every log step

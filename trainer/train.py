@@ -14,10 +14,10 @@ from trainer.interrupt import Interrupted, StopOnSignal
 from trainer.logs import log
 from trainer.loop import evaluate, train_one_epoch
 from trainer.lr_find import settle_lr
-from trainer.metrics import (ACC, BEST, BEST_EPOCH, BRIER, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX,
-                             GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, NLL, PER_CLASS_ACC, TEST, TRAIN, VAL,
-                             WALL_TIME, NonFinite, RunningMetrics, check_finite, per_class_accuracy, result_key, tag,
-                             weights_are_finite)
+from trainer.metrics import (ACC, BEST, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX,
+                             GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, NLL, PASS_METRICS, PER_CLASS_ACC, TEST,
+                             TRAIN, VAL, WALL_TIME, NonFinite, RunningMetrics, check_finite, per_class_accuracy,
+                             result_key, tag, weights_are_finite)
 from trainer.optim import current_lr
 from trainer.tracking import Tracker, job_hparams
 
@@ -150,11 +150,6 @@ def train_epoch(parts, progress, epoch, *, out, stop):
     trained = metrics.compute()
     check_finite("training loss", trained[LOSS], step)
     return trained
-
-
-# what an evaluation pass reports under its split's tags: loss and accuracy, and (evaluation only) the metrics that
-# compare across losses, from the predicted probabilities
-PASS_METRICS = (LOSS, ACC, NLL, BRIER, ECE)
 
 
 def pass_tags(split, result):
