@@ -207,9 +207,11 @@ def write(test, run_dir):
 
 
 def command_line(test):
-    """`train` with this command's overrides, minus mode and any optimizer.lr, plus the suggested rate."""
+    """`train` with this command's overrides, minus mode, optimizer.lr and the test's own lr_find.* settings, plus
+    the suggested rate."""
     from hydra.core.hydra_config import HydraConfig
 
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-    kept = [o for o in overrides if override_key(o) not in ("mode", "optimizer.lr")]
+    kept = [o for o in overrides
+            if override_key(o) not in ("mode", "optimizer.lr") and not override_key(o).startswith("lr_find.")]
     return " ".join(["train", *kept, f"optimizer.lr={test.suggestion:g}"])
