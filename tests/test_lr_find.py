@@ -2,7 +2,10 @@
 files it writes, and a run at `auto` that is bit-identical to a run at the rate it chose."""
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tests.conftest import TINY, compose_config, run
+from tests.conftest import REPO, TINY, compose_config, run
 from trainer.errors import UserError
 from trainer.lr_find import Smoothed, valley
 
@@ -134,3 +137,17 @@ def test_resuming_an_auto_run_keeps_its_rate_and_does_not_test_again(tmp_path, m
                    f"ckpt_path={tmp_path}/checkpoints/last.pt"], tmp_path / "unused")
     assert resumed["optimizer/lr"] == first["optimizer/lr"] and len(resumed["history"]) == 2
     assert checkpoint_of(tmp_path)["optimizer"]["param_groups"][0]["lr"] == first["optimizer/lr"]
+
+
+def test_under_torchrun_an_auto_run_trains_and_rank_0_alone_reports_and_records_the_rate(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("LOSSLAB_RUN_TIME", None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "trainer",
+               *TINY, "data.batch_size=16", "trainer.epochs=1", "optimizer.lr=auto", "lr_find.steps=20"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = [p.parent for p in (tmp_path / "outputs").glob("*/*/.hydra")]
+    chosen = json.loads((run_dir / "metrics.json").read_text())["optimizer/lr"]
+    assert result.stdout.count("the range test suggests") == 1  # only rank 0 prints
+    assert json.loads((run_dir / "lr_find.json").read_text())["suggestion"] == chosen
+    assert checkpoint_of(run_dir)["optimizer"]["param_groups"][0]["lr"] == chosen
