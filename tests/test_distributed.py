@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from trainer import checkpoint
+from trainer.rundir import Place
 from trainer.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def test_torchrun_with_two_cpu_processes_writes_one_run_dir_like_a_single_proces
     assert len(run_dirs) == 1, run_dirs
     run_dir = run_dirs[0]
     assert result.stdout.count("test acc") == 1  # only rank 0 prints
-    single = train(cfg_factory(*RUN), tmp_path / "single")
+    single = train(cfg_factory(*RUN), Place(tmp_path / "single"))
     ddp = json.loads((run_dir / "metrics.json").read_text())
     assert ddp.keys() == single.keys() and len(ddp["history"]) == 2
     assert ddp["test/acc"] > 0.5  # chance is 0.1

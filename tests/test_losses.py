@@ -93,3 +93,62 @@ def test_every_loss_option_gives_a_finite_scalar_with_gradients(option, batch):
 def test_unknown_input_conversion_names_the_key():
     with pytest.raises(UserError, match=r"loss.input=tanh .* identity, log_softmax, sigmoid, softmax"):
         Objective(nn.MSELoss(), "tanh", "onehot", 10)
+
+
+def test_msle_is_the_squared_difference_of_log1p_of_softmax_and_onehot(batch):
+    logits, labels = batch
+    msle = instantiate(compose_config(["loss=msle"]).loss)
+    expected = ((torch.log1p(logits.softmax(dim=1)) - torch.log1p(F.one_hot(labels, 10).double())) ** 2).mean()
+    torch.testing.assert_close(msle(logits, labels), expected)
+
+
+def test_focal_is_torchvisions_sigmoid_focal_loss_summed_over_classes_and_averaged_over_samples(batch):
+    from torchvision.ops import sigmoid_focal_loss
+
+    logits, labels = batch
+    focal = instantiate(compose_config(["loss=focal"]).loss)
+    onehot = F.one_hot(labels, 10).double()
+    expected = sigmoid_focal_loss(logits, onehot, alpha=0.25, gamma=2.0, reduction="sum") / len(labels)
+    torch.testing.assert_close(focal(logits, labels), expected)
+    # gamma 0 and no alpha weighting: plain BCE on the logits, summed over the classes
+    plain = instantiate(compose_config(["loss=focal", "loss.criterion.gamma=0", "loss.criterion.alpha=-1"]).loss)
+    torch.testing.assert_close(plain(logits, labels), F.binary_cross_entropy_with_logits(logits, onehot) * 10)
+
+
+@pytest.mark.parametrize("option", options("loss"))
+def test_every_loss_declares_how_its_logits_become_probabilities_that_sum_to_one(option, batch):
+    logits, labels = batch
+    objective = instantiate(compose_config([f"loss={option}"]).loss)
+    p = objective.log_probabilities(logits).exp()
+    torch.testing.assert_close(p.sum(dim=1), torch.ones(len(labels), dtype=p.dtype))
+    assert torch.equal(p.argmax(dim=1), logits.argmax(dim=1))  # the confidence is that of the predicted class
+
+
+def test_bce_probabilities_are_the_sigmoids_normalised_to_sum_to_one(batch):
+    logits, _ = batch
+    bce = instantiate(compose_config(["loss=bce"]).loss)
+    sigmoids = logits.sigmoid()
+    torch.testing.assert_close(bce.log_probabilities(logits).exp(), sigmoids / sigmoids.sum(dim=1, keepdim=True))
+
+
+@pytest.mark.parametrize("option", ["ce", "nll"])
+def test_the_nll_of_ce_and_nll_is_their_loss(option, batch):
+    logits, labels = batch
+    objective = instantiate(compose_config([f"loss={option}"]).loss)
+    nll = -objective.log_probabilities(logits)[torch.arange(len(labels)), labels].mean()
+    torch.testing.assert_close(nll, objective(logits, labels))
+
+
+@pytest.mark.parametrize("option", options("loss"))
+def test_per_sample_losses_average_to_the_batch_loss(option, batch):
+    logits, labels = batch
+    objective = instantiate(compose_config([f"loss={option}"]).loss)
+    per_sample = objective.per_sample(logits, labels)
+    assert per_sample.shape == (len(labels),)
+    torch.testing.assert_close(per_sample.mean(), objective(logits, labels))
+
+
+def test_unknown_probabilities_conversion_names_the_key():
+    with pytest.raises(UserError, match=r"loss.probabilities=argmax is not known: use one of softmax, "
+                                        r"normalized_sigmoid"):
+        Objective(nn.CrossEntropyLoss(), "identity", "index", 10, probabilities="argmax")

@@ -1,15 +1,26 @@
-"""Metric names, running sums on the device, the confusion matrix, per-class accuracy and what "best" means."""
+"""Metric names, running sums on the device, the confusion matrix, per-class accuracy, the metrics that compare
+across losses (NLL, Brier, calibration), the gradient norm's mean and max, and what "best" means."""
+import math
+
 import pytest
 import torch
 
-from trainer.metrics import (ACC, BEST, LOSS, MONITORABLE, TEST, VAL, Monitor, NonFinite, RunningMetrics,
-                             check_finite, per_class_accuracy, result_key, tag, weights_are_finite)
+from trainer.metrics import (ACC, BEST, BRIER, CALIBRATION, ECE, ECE_BINS, GRAD_NORM_MAX, GRAD_NORM_MEAN,
+                             GRAD_NORM_STEP, LOSS, MAX_GRAD_NORM, MONITORABLE, NLL, TEST, VAL, Monitor, NonFinite,
+                             RunningMetrics, check_finite, per_class_accuracy, result_key, tag, weights_are_finite)
+
+LOG_SOFTMAX = lambda logits: logits.log_softmax(dim=1)
 
 
 def test_names_are_spelled_once_for_tensorboard_history_and_metrics_json():
     assert tag(LOSS, VAL) == "loss/val" and result_key(TEST, ACC) == "test/acc"
     assert (BEST.tag, BEST.best_key) == ("acc/val", "best/val_acc")
     assert MONITORABLE == ("loss/val", "acc/val")
+    assert (tag(NLL, VAL), tag(ECE, VAL), tag(BRIER, VAL)) == ("nll/val", "ece/val", "brier/val")
+    assert (result_key(TEST, NLL), CALIBRATION, ECE_BINS) == ("test/nll", "test/calibration", 15)
+    assert (GRAD_NORM_STEP, GRAD_NORM_MEAN, GRAD_NORM_MAX) == (
+        "grad_norm/train_step", "grad_norm/train_mean", "grad_norm/train_max")
+    assert MAX_GRAD_NORM == "train/grad_norm_max"
 
 
 def test_the_monitor_improves_in_its_direction_and_always_on_the_first_value():
@@ -72,3 +83,64 @@ def test_one_divergence_check_for_losses_and_weights():
     with torch.no_grad():
         model.weight[0, 0] = float("inf")
     assert not weights_are_finite(model)
+
+
+def scored(probabilities, labels, batch=None):
+    """RunningMetrics of an evaluation fed these class probabilities (as logits whose softmax they are)."""
+    metrics = RunningMetrics("cpu", confusion=True, log_probabilities=LOG_SOFTMAX)
+    logits, labels = torch.tensor(probabilities).log(), torch.tensor(labels)
+    batch = batch or len(labels)
+    for start in range(0, len(labels), batch):
+        metrics.update(torch.tensor(0.0), logits[start:start + batch], labels[start:start + batch])
+    return metrics.compute()
+
+
+def test_an_over_confident_prediction_set_has_the_gap_between_confidence_and_accuracy_as_its_ece():
+    # always 90% sure, right half of the time: every sample in the bin (0.867, 0.933], ECE = |0.9 - 0.5|
+    result = scored([[0.9, 0.1]] * 10, [0, 1] * 5)
+    assert result[ECE] == pytest.approx(0.4, abs=1e-6) and result[ACC] == 0.5
+    assert result["calibration"]["count"] == [0] * 13 + [10, 0]
+    bins = result["calibration"]
+    assert bins["confidence"][13] == pytest.approx(0.9) and bins["accuracy"][13] == 0.5
+    assert bins["confidence"][0] is None and bins["bins"] == ECE_BINS
+
+
+def test_a_calibrated_prediction_set_has_an_ece_of_zero():
+    # 80% sure and right 8 times in 10; 62% sure and right 5 times in 8 (0.625, in the same bin (0.6, 0.667])
+    result = scored([[0.8, 0.2]] * 10 + [[0.38, 0.62]] * 8, [0] * 8 + [1] * 2 + [1] * 5 + [0] * 3)
+    assert result[ECE] == pytest.approx(abs(0.62 - 0.625) * 8 / 18, abs=1e-6)
+    assert result["calibration"]["count"][9] == 8 and result["calibration"]["count"][11] == 10
+
+
+def test_ece_weights_each_bins_gap_by_its_share_of_the_samples_over_windows():
+    probabilities = [[0.05, 0.95]] * 4 + [[0.62, 0.38]] * 6  # 4 right at 0.95; 3 of 6 right at 0.62
+    labels = [1] * 4 + [0, 0, 0, 1, 1, 1]
+    expected = (4 * 0.05 + 6 * (0.62 - 0.5)) / 10
+    assert scored(probabilities, labels)[ECE] == pytest.approx(expected, abs=1e-6)
+    assert scored(probabilities, labels, batch=3)[ECE] == pytest.approx(expected, abs=1e-6)  # uneven batches
+
+
+def test_nll_and_brier_of_known_probabilities():
+    result = scored([[0.9, 0.1], [0.9, 0.1]], [0, 1])
+    assert result[NLL] == pytest.approx((-math.log(0.9) - math.log(0.1)) / 2, rel=1e-6)
+    # sum over classes of (p - onehot)^2: 0.1^2 + 0.1^2 for the right one, 0.9^2 + 0.9^2 for the wrong one
+    assert result[BRIER] == pytest.approx((0.02 + 1.62) / 2, rel=1e-6)
+
+
+def test_the_gradient_norm_keeps_mean_and_max_leaves_out_skipped_steps_and_survives_a_resume():
+    step = lambda metrics, norm: metrics.update(torch.tensor(1.0), torch.eye(2), torch.tensor([0, 1]),
+                                                grad_norm=torch.tensor(norm))
+    metrics = RunningMetrics("cpu")
+    for norm in (1.0, 3.0, float("inf")):  # inf: a step a GradScaler skipped
+        step(metrics, norm)
+    resumed = RunningMetrics("cpu")  # a run stopped mid-epoch and resumed
+    resumed.load_state_dict(metrics.state_dict())
+    step(resumed, 2.0)
+    result = resumed.compute()
+    assert result[GRAD_NORM_MEAN] == pytest.approx(2.0) and result[GRAD_NORM_MAX] == 3.0
+
+
+def test_a_pass_without_gradient_norms_reports_none():
+    metrics = RunningMetrics("cpu")
+    metrics.update(torch.tensor(1.0), torch.eye(2), torch.tensor([0, 1]))
+    assert GRAD_NORM_MEAN not in metrics.compute()

@@ -70,6 +70,8 @@ def test_every_option_composes_trains_and_learns(group, option, tmp_path, monkey
     assert math.isfinite(metrics["test/loss"]) and (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] == metrics["test/acc"]
     assert metrics["test/acc"] >= learned, f"{group}={option} reached only {metrics['test/acc']:.3f}"
+    # whatever the loss, the run is also scored on its predicted probabilities
+    assert all(math.isfinite(metrics[key]) for key in ("test/nll", "test/brier", "test/ece"))
 
 
 @pytest.mark.parametrize("option", options("data"))

@@ -22,6 +22,9 @@ from trainer.errors import UserError, first_line
 FORMAT = 2  # 1: before `progress` held the only copy of epoch, global_step and best (still loads)
 RUN_KEYS = ("model", "optimizer", "scheduler", "progress", "rng", "config")  # what a run's checkpoint holds
 RESUMABLE_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "seed")  # must match to resume
+# keys of those sections that change how a run is scored, not what it learns: a resume may change them, and
+# checkpoints written before they existed still resume
+SCORING_ONLY = ("loss.probabilities",)
 
 
 @dataclass
@@ -159,7 +162,7 @@ def check_resumable(stored, current, ckpt_path, *, done_epochs, before_data=Fals
                         f"trainer.epochs={trained_for}, or start a new run with trainer.epochs={epochs}")
     changed = [d for section in RESUMABLE_SECTIONS
                for d in differences(stored.get(section), current.get(section), f"{section}.")
-               if d[1] is not ABSENT and not (before_data and d[2] is None)]
+               if d[1] is not ABSENT and not (before_data and d[2] is None) and d[0] not in SCORING_ONLY]
     if changed:
         key, old, new = changed[0]
         raise UserError(

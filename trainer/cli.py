@@ -22,7 +22,8 @@ from trainer.interrupt import Interrupted
 from trainer.logs import RunLog, log
 
 # mode -> the function that runs it, imported when chosen so that `train --help` does not wait for torch
-MODES = {"train": "trainer.train:train", "eval": "trainer.evaluation:evaluate_checkpoint"}
+MODES = {"train": "trainer.train:train", "eval": "trainer.evaluation:evaluate_checkpoint",
+         "lr_find": "trainer.lr_find:run_lr_find"}
 USER_MISTAKE, FAILED = 2, 1
 
 
@@ -70,6 +71,9 @@ class Records:
 
     def __init__(self, place, cfg, job):
         self.place, self.started, self.log = place, time.perf_counter(), None
+        self.writes = rundir.is_rank_0()
+        if not self.writes:
+            return
         if place.continuing:
             place.on_begin = lambda: self.open_log(f"resumed from {cfg.ckpt_path} with {' '.join(job.overrides.task)}")
         else:
@@ -81,7 +85,7 @@ class Records:
         self.log.note(command)
 
     def close(self, error=None):
-        if not self.place.ours:
+        if not (self.place.ours and self.writes):
             return
         rundir.write_status(self.place.run_dir, time.perf_counter() - self.started, error)
         if self.log is not None:

@@ -89,6 +89,18 @@ def _positive(value, key, fix):
         raise UserError(f"{key}={value} is invalid: {fix}")
 
 
+def _check_lr_find(settings):
+    """The range test's settings (mode=lr_find, optimizer.lr=auto), checked in every mode: a typo surfaces at once."""
+    _positive(settings.min_lr, "lr_find.min_lr", "the range test starts at a rate > 0, e.g. lr_find.min_lr=1e-7")
+    max_lr = settings.max_lr
+    if isinstance(max_lr, bool) or not isinstance(max_lr, (int, float)) or max_lr <= settings.min_lr:
+        raise UserError(f"lr_find.max_lr={max_lr} is invalid: the range test ends at a rate above "
+                        f"lr_find.min_lr={settings.min_lr}, e.g. lr_find.max_lr=10")
+    if isinstance(settings.steps, bool) or not isinstance(settings.steps, int) or settings.steps < 10:
+        raise UserError(f"lr_find.steps={settings.steps} is invalid: the range test needs a whole number of at least "
+                        "10 batches, e.g. lr_find.steps=100")
+
+
 def validate(cfg, modes, overrides=()):
     """Raise a UserError naming the key and the fix for values that would otherwise fail deep inside torch, and for
     keys the command line adds that losslab does not read."""
@@ -99,7 +111,13 @@ def validate(cfg, modes, overrides=()):
         raise UserError("mode=eval needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
     if cfg.mode == "eval" and not Path(cfg.ckpt_path).is_file():
         raise UserError(f"ckpt_path={cfg.ckpt_path} does not exist: point it at a .pt file in a run's checkpoints/")
-    _positive(cfg.optimizer.lr, "optimizer.lr", "the learning rate must be a number > 0, e.g. optimizer.lr=0.001")
+    if cfg.optimizer.lr != "auto":  # auto: trainer/lr_find.py's range test chooses it
+        _positive(cfg.optimizer.lr, "optimizer.lr",
+                  "the learning rate must be a number > 0 or auto, e.g. optimizer.lr=0.001")
+    _check_lr_find(cfg.lr_find)
+    if cfg.trainer.gradient_clip_val is not None:
+        _positive(cfg.trainer.gradient_clip_val, "trainer.gradient_clip_val",
+                  "clip gradients to a global norm > 0, e.g. trainer.gradient_clip_val=1.0, or null for no clipping")
     if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 1:
         raise UserError(f"trainer.epochs={cfg.trainer.epochs} is invalid: train for at least one epoch")
     if not isinstance(cfg.data.batch_size, int) or cfg.data.batch_size < 1:

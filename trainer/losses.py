@@ -1,8 +1,10 @@
-"""The training objective: how logits and integer labels are turned into what a torch loss expects.
+"""The training objective: how logits and integer labels are turned into what a torch loss expects, and how logits
+become the class probabilities every run is also scored on.
 
-This module is the one place that maps a loss config's `input` and `target` names to code. A loss config
-names a torch criterion and these two conversions; accuracy is always computed from the raw logits.
+This module is the one place that maps a loss config's `input`, `target` and `probabilities` names to code. A loss
+config names a torch criterion and these three conversions; accuracy is always computed from the raw logits.
 """
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -24,23 +26,73 @@ TARGETS = {
 }
 
 
-class Objective(nn.Module):
-    """criterion(INPUTS[input](logits), TARGETS[target](labels)), e.g. NLLLoss on log_softmax with indices."""
+def normalized_log_sigmoid(logits):
+    """log(sigmoid(z_k) / sum_j sigmoid(z_j)), computed in log space: a model trained with one yes/no question per
+    class (BCE, focal) scores each class on its own, and its sigmoids, normalised to sum to one, are its
+    distribution over the classes (same argmax as the logits, so accuracy and confidence agree)."""
+    log_sigmoid = F.logsigmoid(logits)
+    return log_sigmoid - log_sigmoid.logsumexp(dim=1, keepdim=True)
 
-    def __init__(self, criterion, input, target, num_classes):
+
+# How the model's logits become class probabilities, as log-probabilities, for the metrics that compare across losses
+# (NLL, Brier, calibration). Log space keeps the NLL of a cross-entropy model equal to its loss.
+PROBABILITIES = {
+    "softmax": lambda logits: F.log_softmax(logits, dim=1),
+    "normalized_sigmoid": normalized_log_sigmoid,
+}
+
+
+class Objective(nn.Module):
+    """criterion(INPUTS[input](logits), TARGETS[target](labels)), e.g. NLLLoss on log_softmax with indices;
+    `log_probabilities(logits)` is PROBABILITIES[probabilities](logits)."""
+
+    def __init__(self, criterion, input, target, num_classes, probabilities="softmax"):
         super().__init__()
-        if input not in INPUTS:
-            raise UserError(f"loss.input={input} is not known: use one of {', '.join(INPUTS)}")
-        if target not in TARGETS:
-            raise UserError(f"loss.target={target} is not known: use one of {', '.join(TARGETS)}")
+        for key, value, known in (("input", input, INPUTS), ("target", target, TARGETS),
+                                  ("probabilities", probabilities, PROBABILITIES)):
+            if value not in known:
+                raise UserError(f"loss.{key}={value} is not known: use one of {', '.join(known)}")
         self.criterion = criterion
-        self.input_name, self.target_name = input, target
+        self.input_name, self.target_name, self.probabilities_name = input, target, probabilities
         self.to_input, self.to_target = INPUTS[input], TARGETS[target]
+        self.log_probabilities = PROBABILITIES[probabilities]
         self.num_classes = num_classes
 
     def forward(self, logits, labels):
         inputs = self.to_input(logits)
         return self.criterion(inputs, self.to_target(labels, self.num_classes, inputs.dtype))
 
+    def per_sample(self, logits, labels):
+        """Each sample's own loss: the objective on a batch of that one sample (every criterion here averages over
+        the samples of a batch, whatever it does within one)."""
+        return torch.stack([self(logits[i:i + 1], labels[i:i + 1]) for i in range(len(labels))])
+
     def extra_repr(self):
-        return f"input={self.input_name}, target={self.target_name}"
+        return f"input={self.input_name}, target={self.target_name}, probabilities={self.probabilities_name}"
+
+
+class SquaredLogError(nn.Module):
+    """Mean squared logarithmic error, mean((log(1 + input) - log(1 + target))^2), the MSLE of the seeds; torch has
+    no criterion for it. Defined for inputs > -1, such as probabilities."""
+
+    def forward(self, input, target):
+        return F.mse_loss(torch.log1p(input), torch.log1p(target))
+
+
+class FocalLoss(nn.Module):
+    """torchvision's sigmoid focal loss (Lin et al. 2017): BCE on the logits with each term weighted by
+    (1 - p_t)^gamma, so confidently right answers count little, and by alpha for positives (1 - alpha for
+    negatives). Summed over the classes and averaged over the samples, as RetinaNet divides its sum by the number
+    of positives: here one per sample."""
+
+    def __init__(self, alpha=0.25, gamma=2.0):
+        super().__init__()
+        from torchvision.ops import sigmoid_focal_loss  # torchvision is imported only when this loss is used
+
+        self.alpha, self.gamma, self.loss = alpha, gamma, sigmoid_focal_loss
+
+    def forward(self, input, target):
+        return self.loss(input, target, alpha=self.alpha, gamma=self.gamma, reduction="sum") / input.shape[0]
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}, gamma={self.gamma}"

@@ -37,6 +37,8 @@ PER_CLASS_ACC = result_key(TEST, "per_class_acc")
 NLL, BRIER, ECE = "nll", "brier", "ece"
 ECE_BINS = 15
 CALIBRATION = result_key(TEST, "calibration")  # the test split's reliability bins: confidence, accuracy, count
+# what a pass reports under its split's tags (tag(metric, split)): training passes have the first two
+PASS_METRICS = (LOSS, ACC, NLL, BRIER, ECE)
 # The global L2 norm of the gradients before each optimizer step.
 GRAD_NORM = "grad_norm"
 GRAD_NORM_STEP = tag(GRAD_NORM, "train_step")                      # TensorBoard, every log step
@@ -93,42 +95,64 @@ def weights_are_finite(model):
 
 class RunningMetrics:
     """Sample-weighted loss and accuracy (argmax of the logits) over a pass, kept on the device; with
-    `confusion=True` also the confusion matrix: confusion[true, predicted] counts samples.
+    `confusion=True` also the confusion matrix: confusion[true, predicted] counts samples. Given
+    `log_probabilities` (the objective's logits -> log-probabilities, for evaluation) also the sums behind NLL, the
+    Brier score and the calibration bins; given a step's gradient norm (training), its mean and max.
 
-    A step only keeps its batch's loss, logits and labels; every `WINDOW` batches (and when the batch size changes)
-    they are reduced on the device in a few ops, because at small batches each extra op per step is a visible share
-    of the step. Nothing here waits for the device until a value is read.
+    A step only keeps its batch's loss, logits, labels and gradient norm; every `WINDOW` batches (and when the batch
+    size changes) they are reduced on the device in a few ops, because at small batches each extra op per step is a
+    visible share of the step. Nothing here waits for the device until a value is read.
     """
 
     WINDOW = 32
 
-    def __init__(self, device, confusion=False):
-        self.loss_sum = torch.zeros((), device=device)
-        self.correct = torch.zeros((), dtype=torch.long, device=device)
-        self.count = 0
+    def __init__(self, device, confusion=False, log_probabilities=None):
+        zero = lambda *shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype, device=device)
+        self.loss_sum, self.correct, self.count = zero(), zero(dtype=torch.long), 0
         self.track_confusion, self.confusion = confusion, None
+        self.log_probabilities = log_probabilities
+        if log_probabilities is not None:
+            self.scores = ProbabilityScores(device)
+        self.grad_norm_sum, self.grad_norm_max, self.grad_norm_count = zero(), zero(), zero(dtype=torch.long)
         self.pending, self.pending_size = [], 0  # batches of size pending_size not yet reduced
+        self.pending_norms = []
 
-    def update(self, loss, logits, labels):
+    def update(self, loss, logits, labels, grad_norm=None):
         """`loss` and `logits` must need no grad (optimizer_step returns them detached), or they would keep the
         autograd graph alive until the next reduce."""
         n = labels.shape[0]
         if self.pending and (n != self.pending_size or len(self.pending) == self.WINDOW):
             self._reduce()
         self.pending.append((loss, logits, labels))
+        if grad_norm is not None:
+            self.pending_norms.append(grad_norm)
         self.pending_size = n
         self.count += n
 
     def _reduce(self):
+        if self.pending_norms:
+            self._reduce_norms(torch.stack(self.pending_norms))
+            self.pending_norms = []
         if not self.pending:
             return
         losses, logits, labels = zip(*self.pending)
         self.pending = []
-        predicted, labels = torch.cat(logits).argmax(dim=1), torch.cat(labels)
+        logits, labels = torch.cat(logits), torch.cat(labels)
+        predicted = logits.argmax(dim=1)
         self.loss_sum += torch.stack(losses).sum() * self.pending_size  # a batch loss is its samples' mean
         self.correct += (predicted == labels).sum()
         if self.track_confusion:
-            self._count_pairs(labels, predicted, classes=logits[0].shape[1])
+            self._count_pairs(labels, predicted, classes=logits.shape[1])
+        if self.log_probabilities is not None:
+            self.scores.add(self.log_probabilities(logits.float()), labels)
+
+    def _reduce_norms(self, norms):
+        # a step a GradScaler skipped (inf or nan gradients) updated nothing: it is left out of mean and max
+        finite = norms.isfinite()
+        norms = torch.where(finite, norms.float(), 0.0)
+        self.grad_norm_sum += norms.sum()
+        self.grad_norm_max = torch.maximum(self.grad_norm_max, norms.max())
+        self.grad_norm_count += finite.sum()
 
     def _count_pairs(self, labels, predicted, classes):
         self.classes = classes
@@ -147,26 +171,81 @@ class RunningMetrics:
     def state_dict(self):
         # a run interrupted mid-epoch resumes with the sums of the steps it had done
         self._reduce()
-        return {"loss_sum": self.loss_sum.cpu(), "correct": self.correct.cpu(), "count": self.count}
+        return {"loss_sum": self.loss_sum.cpu(), "correct": self.correct.cpu(), "count": self.count,
+                "grad_norm": torch.stack([self.grad_norm_sum, self.grad_norm_max,
+                                          self.grad_norm_count.float()]).cpu()}
 
     def load_state_dict(self, state):
         self.loss_sum.copy_(state["loss_sum"])
         self.correct.copy_(state["correct"])
         self.count = state["count"]
+        if "grad_norm" in state:  # not in a checkpoint written before the gradient norm was measured
+            norm_sum, norm_max, norm_count = state["grad_norm"].tolist()
+            self.grad_norm_sum.fill_(norm_sum)
+            self.grad_norm_max.fill_(norm_max)
+            self.grad_norm_count.fill_(int(norm_count))
 
     def compute(self):
-        """{LOSS, ACC} (and "confusion") over every sample seen, by all ranks under torchrun."""
+        """{LOSS, ACC} (and "confusion"; NLL, BRIER, ECE and "calibration"; GRAD_NORM_MEAN and GRAD_NORM_MAX) over
+        every sample seen, by all ranks under torchrun."""
         self._reduce()
-        count = torch.tensor(self.count, device=self.correct.device)
-        sums = [self.loss_sum.clone(), self.correct.clone(), count]
+        sums = [self.loss_sum.clone(), self.correct.clone(), torch.tensor(self.count, device=self.correct.device),
+                self.grad_norm_sum.clone(), self.grad_norm_count.clone()]
         if self.confusion is not None:
             sums.append(self.confusion.clone())
+        if self.log_probabilities is not None:
+            sums.extend(self.scores.sums())
         sums = distributed.sum_across_ranks(*sums)
         count = max(sums[2].item(), 1)
         result = {LOSS: sums[0].item() / count, ACC: sums[1].item() / count}
+        if sums[4].item() > 0:
+            # every rank steps on the same averaged gradients, so their norms agree: the max is this rank's
+            result[GRAD_NORM_MEAN] = sums[3].item() / sums[4].item()
+            result[GRAD_NORM_MAX] = self.grad_norm_max.item()
         if self.confusion is not None:
-            result["confusion"] = sums[3].view(self.classes, self.classes).cpu()
+            result["confusion"] = sums[5].view(self.classes, self.classes).cpu()
+        if self.log_probabilities is not None:
+            result.update(ProbabilityScores.results(*sums[-5:], count_all=count))
         return result
+
+
+class ProbabilityScores:
+    """Sums on the device behind the metrics that compare across losses, from each sample's predicted class
+    probabilities p and true class y: NLL = mean of -log p[y]; Brier = mean of sum_k (p[k] - [k == y])^2 (0 is
+    perfect, 2 the worst); and the top-label calibration bins: ECE_BINS equal-width confidence bins (lo, hi] of
+    max_k p[k], each with its samples' count, summed confidence and number right. ECE = sum over bins of
+    |summed confidence - number right| / samples, i.e. the count-weighted gap between confidence and accuracy."""
+
+    def __init__(self, device):
+        self.nll, self.brier = torch.zeros((), device=device), torch.zeros((), device=device)
+        self.count, self.confidence, self.right = (torch.zeros(ECE_BINS, device=device) for _ in range(3))
+        self.edges = torch.linspace(0, 1, ECE_BINS + 1, device=device)[1:-1]  # the inner bin edges
+
+    def add(self, log_p, labels):
+        p, true = log_p.exp(), labels.unsqueeze(1)
+        p_true = p.gather(1, true)
+        self.nll -= log_p.gather(1, true).sum()
+        # sum_k (p_k - y_k)^2 = sum_k p_k^2 - 2 p_y + 1
+        self.brier += p.square().sum() - 2 * p_true.sum() + len(labels)
+        confidence, predicted = p.max(dim=1)
+        bins = torch.bucketize(confidence, self.edges)
+        self.count.index_add_(0, bins, torch.ones_like(confidence))
+        self.confidence.index_add_(0, bins, confidence)
+        self.right.index_add_(0, bins, (predicted == labels).float())
+
+    def sums(self):
+        return [self.nll.clone(), self.brier.clone(), self.count.clone(), self.confidence.clone(), self.right.clone()]
+
+    @staticmethod
+    def results(nll, brier, count, confidence, right, *, count_all):
+        """{NLL, BRIER, ECE, "calibration"} from summed tensors (over ranks) and the number of samples; the bins are
+        in the form metrics.json keeps under CALIBRATION."""
+        count, confidence, right = count.tolist(), confidence.tolist(), right.tolist()
+        per_bin = lambda sums: [None if n == 0 else s / n for s, n in zip(sums, count)]
+        return {NLL: nll.item() / count_all, BRIER: brier.item() / count_all,
+                ECE: sum(abs(c - r) for c, r in zip(confidence, right)) / count_all,
+                "calibration": {"bins": ECE_BINS, "confidence": per_bin(confidence), "accuracy": per_bin(right),
+                              "count": [int(n) for n in count]}}
 
 
 def per_class_accuracy(confusion):

@@ -39,9 +39,16 @@ class Precision:
     def backward(self, loss):
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
+    def unscale(self, optimizer):
+        """Divide the gradients by the loss scale, in place, so that they can be measured and clipped; the scaler's
+        step then knows not to do it again. Without a scaler the gradients are already true."""
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
     def step(self, optimizer, closure):
         """Step the optimizer exactly once for the batch. A GradScaler cannot drive a closure that the optimizer
-        calls several times (LBFGS), so with one the closure runs once here and the scaler steps and updates."""
+        calls several times (LBFGS), so with one the closure runs once here (and unscales, once) and the scaler
+        steps and updates."""
         if self.scaler is None:
             optimizer.step(closure)
             return

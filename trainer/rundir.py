@@ -89,8 +89,15 @@ def place(cfg, new_dir):
         home = home_of(cfg.ckpt_path)
         if home is not None:
             return Place(home, continuing=True)
-    refuse_another_run(Path(new_dir), cfg.mode)
+    if is_rank_0():  # the others follow its decision (and would see the files it has begun to write)
+        refuse_another_run(Path(new_dir), cfg.mode)
     return Place(Path(new_dir))
+
+
+def is_rank_0():
+    """Under torchrun (RANK set) only rank 0 decides about and writes into the run folder; trainer.distributed says
+    the same once torch is loaded."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def refuse_another_run(folder, mode):
@@ -108,7 +115,7 @@ def check_writable(folder):
     """Create `folder` and write a file in it now, so an unwritable output folder is one sentence before any
     training, not a traceback after an epoch of work."""
     folder = Path(folder)
-    probe = folder / ".write-test"
+    probe = folder / f".write-test-{os.getpid()}"  # one per process: torchrun's ranks probe the same folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")

@@ -1,6 +1,7 @@
 """What a run records in TensorBoard: scalars, figures and the hyperparameters of the HParams tab."""
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
@@ -25,9 +26,20 @@ class Tracker:
             if self.writer is not None:
                 self.writer.add_scalar(name, value, step)
 
-    def figure(self, tag, figure, step):
-        if self.writer is not None:
-            self.writer.add_figure(tag, figure, step, close=True)
+    def figure(self, tag, figure, step, save_as=None):
+        """A matplotlib Figure as an image under `tag`; `save_as`: also a PNG of that name in the run dir. Drawn
+        once for both: drawing is most of what a figure costs."""
+        if self.writer is None:
+            return
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.image import imsave
+
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        image = np.asarray(canvas.buffer_rgba())[..., :3]
+        if save_as is not None:
+            imsave(self.run_dir / save_as, image)
+        self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def hparams(self, values, metric_tags):
         """Record the run's hyperparameters for the HParams tab, next to scalars already logged under

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from trainer import checkpoint, distributed, rundir
+from trainer import checkpoint, distributed, rundir, top_losses
 from trainer.assemble import assemble
 from trainer.checkpoint import Progress
 from trainer.data import epoch_batches
@@ -13,9 +13,11 @@ from trainer.errors import UserError, first_line
 from trainer.interrupt import Interrupted, StopOnSignal
 from trainer.logs import log
 from trainer.loop import evaluate, train_one_epoch
-from trainer.metrics import (ACC, BEST, BEST_EPOCH, EPOCHS, HISTORY, LOSS, LR, PER_CLASS_ACC, TEST, TRAIN, VAL,
-                             WALL_TIME, NonFinite, RunningMetrics, check_finite, per_class_accuracy, result_key, tag,
-                             weights_are_finite)
+from trainer.lr_find import settle_lr
+from trainer.metrics import (ACC, BEST, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX,
+                             GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, NLL, PASS_METRICS, PER_CLASS_ACC, TEST,
+                             TRAIN, VAL, WALL_TIME, NonFinite, RunningMetrics, check_finite, per_class_accuracy,
+                             result_key, tag, weights_are_finite)
 from trainer.optim import current_lr
 from trainer.tracking import Tracker, job_hparams
 
@@ -49,6 +51,7 @@ def train(cfg, place, *, overrides=()):
     best.pt, test best.pt; returns the final metrics."""
     started = time.perf_counter()
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
+    cfg, chosen_lr = settle_lr(cfg, resume=resume, run_dir=place.run_dir)  # optimizer.lr=auto: the rate to train at
     if resume is not None:
         done = Progress.from_state(resume).epoch
         checkpoint.check_resumable(resume["config"], OmegaConf.to_container(cfg, resolve=True), cfg.ckpt_path,
@@ -67,7 +70,7 @@ def train(cfg, place, *, overrides=()):
     try:
         with StopOnSignal() as stop:
             fit(parts, progress, out=out, stop=stop)
-        test = test_best(parts, progress, out=out)
+        test = test_best(parts, progress, out=out, chosen_lr=chosen_lr)
     except Exception as error:
         if "DataLoader worker" not in str(error):
             raise
@@ -75,11 +78,11 @@ def train(cfg, place, *, overrides=()):
                         "in the main process") from None
     finally:
         out.tracker.close()
-    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - started)
+    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - started, chosen_lr=chosen_lr)
     if distributed.is_main():  # under torchrun only rank 0 writes
         rundir.write_json(metrics, run_dir / "metrics.json")
-        log.info(f"test acc {test[ACC]:.4f}  loss {test[LOSS]:.4f}  (best val acc {progress.best_value:.4f} "
-                 f"at epoch {progress.best_epoch})  -> {run_dir}")
+        log.info(f"test acc {test[ACC]:.4f}  loss {test[LOSS]:.4f}  nll {test[NLL]:.4f}  ece {test[ECE]:.4f}  "
+                 f"(best val acc {progress.best_value:.4f} at epoch {progress.best_epoch})  -> {run_dir}")
     return metrics
 
 
@@ -106,7 +109,8 @@ def fit_epoch(parts, progress, epoch, *, out, stop):
     epochs = parts.cfg.trainer.epochs
     val = evaluate(parts.net, parts.loaders.val, objective=parts.objective, runtime=parts.runtime,
                    desc=f"epoch {epoch}/{epochs} val")
-    row = {**pass_tags(TRAIN, trained), **pass_tags(VAL, val), LR: lr}
+    row = {**pass_tags(TRAIN, trained), **pass_tags(VAL, val), LR: lr,
+           **{name: trained[name] for name in (GRAD_NORM_MEAN, GRAD_NORM_MAX) if name in trained}}
     out.tracker.scalars(row, epoch)
     parts.schedule.after_epoch(row)
     if distributed.is_main():
@@ -137,7 +141,8 @@ def train_epoch(parts, progress, epoch, *, out, stop):
         objective=parts.objective, optimizer=parts.optimizer, schedule=parts.schedule, metrics=metrics,
         runtime=parts.runtime, start_step=progress.step, total_steps=steps,
         desc=f"epoch {epoch}/{parts.cfg.trainer.epochs} train", log_every=parts.cfg.trainer.log_every_n_steps,
-        on_log=lambda at, values: out.tracker.scalars(values, steps_before + at), stop=stop)
+        on_log=lambda at, values: out.tracker.scalars(values, steps_before + at), stop=stop,
+        clip=parts.cfg.trainer.gradient_clip_val)
     if step < steps:  # a signal arrived mid-epoch: save where we are and stop
         progress.step, progress.global_step, progress.partial = step, steps_before + step, metrics.state_dict()
         if weights_are_finite(parts.model):
@@ -149,29 +154,43 @@ def train_epoch(parts, progress, epoch, *, out, stop):
 
 
 def pass_tags(split, result):
-    """{"loss/val": ..., "acc/val": ...}: a pass's results under their TensorBoard tags."""
-    return {tag(metric, split): result[metric] for metric in (LOSS, ACC)}
+    """{"loss/val": ..., "acc/val": ..., "nll/val": ...}: a pass's results under their TensorBoard tags."""
+    return {tag(metric, split): result[metric] for metric in PASS_METRICS if metric in result}
 
 
-def test_best(parts, progress, *, out):
-    """Evaluate best.pt on the test split and log it with the run's hyperparameters."""
-    from trainer.figures import confusion_figure  # matplotlib: only once the run has a result to draw
-
+def test_best(parts, progress, *, out, chosen_lr=None):
+    """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters (and the
+    rate optimizer.lr=auto chose)."""
     epochs = parts.cfg.trainer.epochs
     distributed.wait_for_main()  # rank 0 wrote best.pt
     parts.model.load_state_dict(checkpoint.load(out.best)["model"])
-    test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test")
-    final = {**pass_tags(TEST, test), BEST.best_key: progress.best_value}
+    test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test",
+                    keep_outputs=True)
+    final = {**pass_tags(TEST, test), BEST.best_key: progress.best_value,
+             **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
     out.tracker.scalars(final, epochs)
-    out.tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), epochs)
+    draw_test(parts, test, out=out, step=epochs)
     out.tracker.hparams(job_hparams(parts.cfg), list(final))
     return test
 
 
-def final_metrics(cfg, progress, test, *, wall_time_s):
+def draw_test(parts, test, *, out, step):
+    """The test split's pictures: the confusion matrix, the reliability diagram (also reliability.png) and the top
+    losses (top_losses.csv, and top_losses.png for images)."""
+    from trainer.figures import confusion_figure, reliability_figure  # matplotlib: only once there is a result
+
+    out.tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), step)
+    out.tracker.figure("reliability/test", reliability_figure(test["calibration"], "test split", ece=test[ECE]),
+                       step, save_as="reliability.png")
+    top_losses.record(parts, test, tracker=out.tracker, step=step)
+
+
+def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
     """metrics.json of a training run."""
-    return {result_key(TEST, ACC): test[ACC], result_key(TEST, LOSS): test[LOSS], BEST.best_key: progress.best_value,
-            BEST_EPOCH: progress.best_epoch, EPOCHS: cfg.trainer.epochs,
+    norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
+    return {**{result_key(TEST, metric): test[metric] for metric in PASS_METRICS}, CALIBRATION: test["calibration"],
+            BEST.best_key: progress.best_value, BEST_EPOCH: progress.best_epoch, EPOCHS: cfg.trainer.epochs,
             result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
             PER_CLASS_ACC: per_class_accuracy(test["confusion"]), WALL_TIME: round(wall_time_s, 3),
-            HISTORY: progress.history}
+            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history,
+            **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
