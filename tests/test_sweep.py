@@ -293,6 +293,37 @@ def test_summarize_script_takes_another_target(loss_sweep):
     assert result.returncode == 2 and result.stderr.startswith("error: sweep.target=2.0 is invalid")
 
 
+def test_compare_script_runs_two_sweeps_through_the_cli_and_writes_the_page_from_them(tmp_path):
+    out, runs = tmp_path / "docs" / "compare.md", tmp_path / "runs"
+    args = ["--losses", "ce,nll", "--seeds", "2", "--lr", "0.05", "--noisy", "data.source.noise=3.0",
+            "--set", *TINY, "trainer.epochs=2", "--out", str(out), "--runs", str(runs)]
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "compare.py"), *args], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = out.read_text()
+    assert "## Clean labels" in page and "## With `data.source.noise=3.0`" in page and "## Clean against noisy" in page
+    assert "train -m loss=ce,nll seed=range(2) optimizer.lr=0.05 data.source.noise=3.0" in page  # the command it ran
+    for section in ("## Clean labels", "## With `data.source.noise=3.0`"):
+        verdicts = [(row[1], row[2], row[4]) for row in table_rows(page, section)]
+        assert verdicts == [("loss=ce", "2/2", "best"), ("loss=nll", "2/2", "tied (p=1)")]
+    # the prose states what the runs show: ce and nll are one function
+    assert page.count("`nll` (the two written out) gave exactly the same test accuracy in every seed") == 2
+    compared = [line.split(" | ")[0] for line in page.split("## Clean against noisy")[1].splitlines()
+                if line.startswith("| `")]
+    assert compared == ["| `ce`", "| `nll`"]
+    pictures = sorted(p.name for p in (out.parent / "compare").iterdir())
+    assert pictures == ["clean_curves.png", "noisy_curves.png"]  # no calibration in these runs' metrics yet
+    assert "](compare/clean_curves.png)" in page
+    # the sweeps are kept: the page can be rewritten from them, and a second run never writes into them
+    again = subprocess.run([sys.executable, str(REPO / "scripts" / "compare.py"), *args], cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "--reuse" in again.stderr
+    out.unlink()
+    reused = subprocess.run([sys.executable, str(REPO / "scripts" / "compare.py"), *args, "--reuse"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert reused.returncode == 0 and "## Clean against noisy" in out.read_text()
+
+
 # --- real sweeps ----------------------------------------------------------------------------------------------
 
 

@@ -325,7 +325,7 @@ def _cell(value, fmt):
         return str(value)
 
 
-def _markdown(header, rows):
+def markdown_table(header, rows):
     escape = lambda text: str(text).replace("|", "\\|")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
@@ -345,7 +345,7 @@ def jobs_table(summary):
              *(_cell(summary.values[job.name].get(column.key), column.fmt) for column in columns),
              _cell(job.wall_time_s, "{:.1f}")]
             for rank, job in enumerate(ranked(summary.jobs), start=1)]
-    return _markdown(header, rows)
+    return markdown_table(header, rows)
 
 
 def estimate_text(group, column):
@@ -376,7 +376,7 @@ def group_table(summary):
     rows = [[rank, group.name, f"{len(group.done)}/{len(group.jobs)}", " ".join(seeds_of(group.jobs)),
              verdict_text(group), *(estimate_text(group, column) for column in columns)]
             for rank, group in enumerate(summary.groups, start=1)]
-    return _markdown(header, rows)
+    return markdown_table(header, rows)
 
 
 GROUPS_EXPLAINED = (
