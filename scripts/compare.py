@@ -146,13 +146,24 @@ def gradient_paragraph(groups, target):
     norms = "; ".join(f"`{loss}` {fmt(mean(groups[loss], MAX_GRAD_NORM), '{:.3g}')}" for loss in known)
     fastest = min((loss for loss in known if mean(groups[loss], EPOCHS_TO_TARGET) is not None),
                   key=lambda loss: mean(groups[loss], EPOCHS_TO_TARGET), default=None)
+    if fastest == "ce":
+        verdict = "`ce` got there first, in line with its larger gradient on wrong samples."
+    elif fastest:
+        verdict = (f"`{fastest}` got there first, not `ce`: in these runs the larger gradient did not make `ce` the "
+                   "fastest (an adaptive optimizer such as Adam divides each step by the gradient's running size, "
+                   "which undoes a constant scale of the loss"
+                   + ("" if mean(groups[fastest], CHOSEN_LR) is not None else
+                      "; and one learning rate served every loss, where `optimizer.lr=auto` gives each its own")
+                   + ").")
+    else:
+        verdict = ""
     return ("**The gradient of softmax-with-loss is p − y.** Differentiating cross-entropy through the softmax "
             "leaves the predicted probabilities minus the one-hot label: as large as the mistake, never "
             "vanishing while the prediction is wrong. `mse` and `l1` compare the *probabilities* with the label, "
             "so their gradient is (p − y), or its sign, multiplied by the softmax's Jacobian diag(p) − ppᵀ, which "
-            "goes to zero as the softmax saturates, even on a confidently wrong sample. Epochs until the validation "
-            f"accuracy first reached {fmt(target, '{:.4f}')} (mean over the seeds that got there): {speed}"
-            + (f"; the fastest was `{fastest}`." if fastest else ".")
+            "goes to zero as the softmax saturates, even on a confidently wrong sample: at one learning rate they "
+            "take smaller steps on the samples they get wrong. Epochs until the validation "
+            f"accuracy first reached {fmt(target, '{:.4f}')} (mean over the seeds that got there): {speed}. {verdict}"
             + (f" Largest gradient norm before a step (mean over seeds): {norms}." if "–" not in norms else ""))
 
 
@@ -160,12 +171,13 @@ def bce_paragraph(groups):
     if "bce" not in groups or "ce" not in groups:
         return None
     bce, ce = groups["bce"], groups["ce"]
+    nll = (f", its test NLL {fmt(mean(bce, TEST_NLL))} against {fmt(mean(ce, TEST_NLL))} (the NLL reads each loss's "
+           "class probabilities as its config declares them, so it compares across losses where the losses do not)"
+           if mean(bce, TEST_NLL) is not None and mean(ce, TEST_NLL) is not None else "")
     return ("**BCE needs a sigmoid.** `BCELoss` takes probabilities, so `bce` puts a sigmoid on every logit and "
-            "asks ten independent yes/no questions; nothing makes the ten answers sum to one, and each wrong "
+            "asks one independent yes/no question per class; nothing makes the answers sum to one, and each wrong "
             "class pushes only its own logit down. Its test accuracy here is "
-            f"{fmt(mean(bce, TEST_ACC))} against {fmt(mean(ce, TEST_ACC))} for `ce`, its test NLL "
-            f"{fmt(mean(bce, TEST_NLL))} against {fmt(mean(ce, TEST_NLL))} (NLL and ECE read each loss's class "
-            "probabilities as its config declares them, so they compare across losses where the losses do not).")
+            f"{fmt(mean(bce, TEST_ACC))} against {fmt(mean(ce, TEST_ACC))} for `ce`{nll}.")
 
 
 def calibration_paragraph(groups):
@@ -308,6 +320,16 @@ def page(runs, *, pictures_dir, argv):
     return "\n".join(lines)
 
 
+def command_line(argv):
+    """The arguments that regenerate the page from scratch: without --reuse and where the sweeps were kept."""
+    kept, skip = [], False
+    for arg in argv:
+        if not skip and arg != "--reuse" and not arg.startswith("--runs"):
+            kept.append(arg)
+        skip = arg == "--runs"
+    return kept
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -320,7 +342,7 @@ def main(argv=None):
         for name, condition in conditions.items():
             run_sweep(runs / name, sweep_overrides(args, condition))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(page(runs, pictures_dir=args.out.parent / args.out.stem, argv=argv))
+    args.out.write_text(page(runs, pictures_dir=args.out.parent / args.out.stem, argv=command_line(argv)))
     print(f"wrote {args.out} from the sweeps in {runs}")
     return 0
 

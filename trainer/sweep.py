@@ -198,19 +198,19 @@ class Estimate:
 
 
 def estimate(values):
-    from scipy import stats
-
     mean = statistics.fmean(values)
     if len(values) < 2:
         return Estimate(mean, len(values))
     if len(set(values)) == 1:  # exactly: rounding in the mean would give a spread of 1e-18
         return Estimate(values[0], len(values), 0.0)
+    from scipy import stats
+
     return Estimate(mean, len(values), _t_quantile(len(values)) * float(stats.sem(values)))
 
 
 def welch_p(best, other):
     """Two-sided p-value of Welch's t-test that two samples share their mean; None when one has fewer than two
-    values. Samples without spread (every seed gave the same number, as `ce` and `nll` do on the CPU) have no t
+    values. Two samples without spread (every seed reached the same accuracy, say 1.0 on an easy task) have no t
     statistic (0/0) and are compared as they are: p = 1 for equal values, 0 for different ones."""
     from scipy import stats
 
