@@ -357,6 +357,7 @@ def test_a_seed_range_sweep_prints_intervals_and_tie_marks_and_writes_their_numb
     [sweep] = sweep_dirs(tmp_path)
     assert len(list(sweep.glob("*/metrics.json"))) == 6
     assert "## Seed groups (mean ± 95% confidence interval)" in result.stdout
+    assert "`sweep.target=0.95` ×" in result.stdout  # conf/config.yaml's default reaches the callback
     rows = table_rows(result.stdout, "## Seed groups")
     # ce and nll compute the same function: every seed gives both the same numbers, so they tie exactly
     assert [(row[1], row[2], row[3], row[4]) for row in rows] == [
