@@ -1,11 +1,11 @@
 """The pictures a run and a sweep leave: the test split's confusion matrix, reliability diagram and top losses, the
-learning-rate range test, and a sweep's validation curves. Bare matplotlib Figures: no pyplot backend, so they draw
-headless; matplotlib is imported only when one is drawn."""
+learning-rate range test, a sweep's curves and its overlay of the groups' reliability diagrams. Bare matplotlib
+Figures: no pyplot backend, so they draw headless; matplotlib is imported only when one is drawn."""
 import math
 
 import numpy as np
 
-from trainer.metrics import ACC, LOSS, VAL, tag
+from trainer.metrics import ACC, LOSS, NLL, TRAIN, VAL, tag
 
 
 def confusion_figure(confusion, title):
@@ -114,35 +114,78 @@ def lr_find_figure(rates, losses, smoothed, *, suggestion, rule):
     return figure
 
 
-def curves_figure(series, legend_title):
-    """Validation loss and accuracy per epoch: `series` is [(name, history)] best first; histories that share a
-    name (the seeds of one group) share a colour."""
+# curves.png's panels, (history key, title): a job's own loss on top (each loss has its own scale, so these compare
+# epochs of one job, not jobs), below what compares across losses: the NLL of the predicted probabilities, accuracy
+CURVE_PANELS = ((tag(LOSS, TRAIN), "training loss (each job's own loss)"),
+                (tag(LOSS, VAL), "validation loss (each job's own loss)"),
+                (tag(NLL, VAL), "validation NLL (compares across losses)"),
+                (tag(ACC, VAL), "validation accuracy"))
+
+
+def curves_figure(series, *, legend_title):
+    """The panels of CURVE_PANELS per epoch: `series` is [(name, {history key: (epochs, means, lows, highs)})], best
+    first; one colour per name, a line for the mean and a shaded band between lows and highs (nan: no band)."""
     from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(13, 8), layout="constrained")
+    axes = figure.subplots(2, 2).flat
+    for ax, (key, title) in zip(axes, CURVE_PANELS):
+        curves = [(index, by_key[key]) for index, (_, by_key) in enumerate(series) if key in by_key]
+        for index, (epochs, means, lows, highs) in curves:
+            look = _look(index)
+            ax.plot(epochs, means, marker="o", markersize=3, label=series[index][0], **look)
+            ax.fill_between(epochs, lows, highs, color=look["color"], alpha=0.2, linewidth=0)
+        _curve_axes(ax, title, key, curves)
+    unique = {}  # one legend entry per group, in rank order, whichever panels it has
+    for ax in figure.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        unique.update(zip(labels, handles))
+    names = [name for name, _ in series if name in unique]
+    figure.legend([unique[name] for name in names], names, loc="outside right upper", fontsize="small",
+                  title=legend_title)
+    return figure
+
+
+def _look(index):
+    """The colour and line style of the index-th series: ten colours, then the same ten dashed, and so on."""
+    return {"color": f"C{index % 10}", "linestyle": ("-", "--", ":", "-.")[(index // 10) % 4]}
+
+
+def _curve_axes(ax, title, key, curves):
     from matplotlib.ticker import MaxNLocator
 
-    names = list(dict.fromkeys(name for name, _ in series))
-    styles = ("-", "--", ":", "-.")
-    figure = Figure(figsize=(12, 4.5), layout="constrained")
-    loss_ax, acc_ax = figure.subplots(1, 2)
-    for name, history in series:
-        epochs = [row["epoch"] for row in history]
-        look = {"color": f"C{names.index(name) % 10}", "marker": "o", "markersize": 3}
-        style = styles[(names.index(name) // 10) % len(styles)]
-        loss_ax.plot(epochs, [row[tag(LOSS, VAL)] for row in history], style, **look)
-        acc_ax.plot(epochs, [row[tag(ACC, VAL)] for row in history], style, label=name, **look)
-    losses = [row[tag(LOSS, VAL)] for _, history in series for row in history]
-    if all(value > 0 and math.isfinite(value) for value in losses):
-        log_axis(loss_ax)  # different losses live on different scales
-    loss_ax.set(title="validation loss", xlabel="epoch", ylabel="loss")
-    acc_ax.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
-    for ax in (loss_ax, acc_ax):
+    ax.set(title=title, xlabel="epoch", ylabel=key)
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not curves:  # runs from before the metric existed
+        ax.text(0.5, 0.5, f"no {key} in these runs' history", ha="center", va="center", transform=ax.transAxes)
+        return
+    values = [value for _, curve in curves for value in curve[1]]
+    if key != tag(ACC, VAL) and all(value > 0 and math.isfinite(value) for value in values):
+        log_axis(ax)  # losses of different jobs live on different scales
+
+
+def reliability_overlay_figure(curves, *, legend_title=None):
+    """A reliability diagram overlaying several test calibrations: `curves` is [(name, {"bins", "confidence",
+    "accuracy", "count"})], null entries for empty bins. Above, accuracy against mean confidence per bin (the
+    diagonal is perfect calibration); below, the samples in each bin."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 8), layout="constrained")
+    top, bottom = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for index, (name, calibration) in enumerate(curves):
+        filled = [(c, a) for c, a in zip(calibration["confidence"], calibration["accuracy"]) if c is not None]
+        look = _look(index)
+        top.plot([c for c, _ in filled], [a for _, a in filled], marker="o", markersize=4, label=name, **look)
+        bins = calibration["bins"]
+        bottom.stairs(calibration["count"], [i / bins for i in range(bins + 1)], **look)
+    top.set(title="reliability diagram, test split", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    bottom.set(xlabel="confidence (top-label probability)", ylabel="samples per bin")
+    bottom.set_yscale("log", nonpositive="clip")  # most samples sit in the top bin
+    for ax in (top, bottom):
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles, labels = acc_ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))  # one legend entry per colour
-    ordered = [name for name in names if name in unique]
-    figure.legend([unique[n] for n in ordered], ordered, loc="outside right upper", fontsize="small",
-                  title=legend_title)
+    top.legend(loc="upper left", fontsize="small", title=legend_title)
     return figure
 
 
