@@ -70,7 +70,7 @@ def test_single_run_with_a_diverging_loss_exits_2_with_one_sentence_and_status_j
     assert line.startswith("error: the training loss became nan in epoch 1 by step ")
     assert "(learning rate 1e+30): lower optimizer.lr or pick another loss; no checkpoint was written" in line
     [status] = (tmp_path / "outputs").glob("*/*/status.json")
-    assert json.loads(status.read_text())["status"] == "failed"
+    assert json.loads(status.read_text())["status"] == "diverged"
 
 
 def test_a_non_editable_install_ships_the_config_inside_the_package(tmp_path):

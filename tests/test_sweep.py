@@ -333,18 +333,18 @@ def sweep_dirs(cwd):
     return sorted(p.parent for p in (Path(cwd) / "outputs" / "multirun").glob("*/*/summary.md"))
 
 
-def test_a_failing_job_is_recorded_the_other_completes_and_the_sweep_exits_1(tmp_path):
+def test_a_diverging_job_is_recorded_the_other_completes_and_the_sweep_exits_1(tmp_path):
     result = run_cli(tmp_path, "-m", *TINY, "trainer.epochs=1", "optimizer=sgd", "optimizer.lr=0.1,1e30")
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "error: 1 of 2 jobs failed" in result.stderr
+    assert "error: 1 of 2 jobs diverged" in result.stderr
     [sweep] = sweep_dirs(tmp_path)
     statuses = {p.parent.name.split("optimizer.lr=")[1].split(",")[0]: json.loads(p.read_text())
                 for p in sweep.glob("*/status.json")}
     assert statuses["0.1"]["status"] == "done" and statuses["0.1"]["wall_time_s"] > 0
-    assert statuses["1e+30"]["status"] == "failed"
+    assert statuses["1e+30"]["status"] == "diverged"
     assert statuses["1e+30"]["error"].startswith("the training loss became nan in epoch 1 by step")
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
-    assert [(r["rank"], r["status"]) for r in rows] == [("1", "done"), ("2", "failed")]
+    assert [(r["rank"], r["status"]) for r in rows] == [("1", "done"), ("2", "diverged")]
     assert "optimizer.lr=0.1" in rows[0]["overrides"] and float(rows[0]["best/val_acc"]) > 0.5  # chance is 0.25
     # the table is printed, and written with the picture
     assert "| 1 | optimizer.lr=0.1 | done |" in result.stdout

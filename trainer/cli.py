@@ -15,7 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from trainer import rundir
+from trainer import resume_sweep, rundir
 from trainer.config import config_dir, validate
 from trainer.errors import Exit, UserError
 from trainer.interrupt import Interrupted
@@ -45,9 +45,11 @@ def run(cfg):
     overrides = list(job.overrides.task)
     in_sweep = job.mode == RunMode.MULTIRUN
     try:
-        place = rundir.place(cfg, job.runtime.output_dir)
+        cfg, place = decide_place(cfg, job, overrides, in_sweep=in_sweep)
     except UserError as refusal:  # the folder is another run's: nothing is written into it
-        return report(refusal, overrides, in_sweep=in_sweep)
+        return report(refusal, cfg, overrides, in_sweep=in_sweep)
+    if place is None:
+        return None  # a done job of a sweep being finished: kept as it is
     records = Records(place, cfg, job)
     try:
         metrics = run_mode(cfg, place, overrides)
@@ -55,14 +57,37 @@ def run(cfg):
         # even in a sweep: the user (or the scheduler) wants the whole process to stop
         records.close(stop)
         print(stop, file=sys.stderr)
+        if in_sweep:
+            stop_sweep(job, cfg, why=f"the sweep was stopped during job {job.job.num}")
         raise Exit(stop.exit_code) from None
     except Exception as error:
         records.close(error)
-        return report(error, overrides, in_sweep=in_sweep)
+        return report(error, cfg, overrides, in_sweep=in_sweep)
     records.close()
     from trainer.metrics import ACC, BEST, TEST, result_key  # torch is loaded by now
 
     return metrics.get(BEST.best_key, metrics.get(result_key(TEST, ACC)))  # what a sweeper (e.g. Optuna) maximises
+
+
+def decide_place(cfg, job, overrides, *, in_sweep):
+    """(config, Place) of the run, or (config, None) for a sweep job that is already done. A sweep job whose sweep
+    folder holds an earlier run of it keeps, resumes or runs it again (trainer/resume_sweep.py)."""
+    if not in_sweep:
+        return cfg, rundir.place(cfg, job.runtime.output_dir)
+    plan = resume_sweep.plan_job(cfg, new_dir=job.runtime.output_dir, sweep_dir=job.sweep.dir, num=job.job.num,
+                                 overrides=overrides, ignored=tuple(job.job.config.override_dirname.exclude_keys))
+    if plan.action == "keep":
+        log.info(f"job {job.job.num} ({' '.join(overrides)}) is done: kept as it is in {plan.run_dir}")
+        return cfg, None
+    if plan.action != "new":
+        log.info(f"job {job.job.num} ({' '.join(overrides)}): {plan.action} in {plan.run_dir}")
+    return plan.cfg, rundir.place(plan.cfg, plan.run_dir)
+
+
+def stop_sweep(job, cfg, *, why):
+    from trainer.sweep import stop_sweep as summarize_so_far  # imports torch: not for `train --help`
+
+    summarize_so_far(job.sweep.dir, why=why, target=cfg.sweep.target)
 
 
 class Records:
@@ -94,11 +119,15 @@ class Records:
             self.log.stop()
 
 
-def report(error, overrides, *, in_sweep):
+def report(error, cfg, overrides, *, in_sweep):
     """A failed run: one sentence for the user's mistakes, the traceback for anything else; in a sweep, recorded and
-    the sweep goes on (the summary marks the job and the sweep exits 1)."""
+    the sweep goes on (the summary marks the job and the sweep exits 1), unless sweep.fail_fast stops it."""
     if in_sweep:
         log.error(f"job failed ({' '.join(overrides)}): {error}", exc_info=not isinstance(error, UserError))
+        if cfg.sweep.fail_fast:
+            job = HydraConfig.get()
+            stop_sweep(job, cfg, why=f"sweep.fail_fast=true: job {job.job.num} failed, so the sweep stops")
+            raise Exit(FAILED)
         return None
     if isinstance(error, UserError):
         print(f"error: {error}", file=sys.stderr)
@@ -111,6 +140,11 @@ def main():
     """`train` and `python -m trainer`. Under torchrun (WORLD_SIZE > 1) each process first joins the process
     group, so that all of them agree on one run dir before Hydra composes the config."""
     rundir.register_resolvers()
+    try:
+        sys.argv[1:] = resume_sweep.expand_command(sys.argv[1:])  # `train resume_sweep=DIR`: the sweep's command
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise Exit(USER_MISTAKE) from None
     try:
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return run()

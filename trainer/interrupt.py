@@ -3,9 +3,11 @@ current step, the run saves last.pt and closes its logs, and the process exits 1
 import signal
 import threading
 
+from trainer.rundir import STOPPED
+
 
 class Interrupted(Exception):
-    status = "interrupted"  # what status.json says
+    status = STOPPED  # what status.json says: resumable
 
     def __init__(self, signum, last):
         super().__init__(f"stopped by {signal.Signals(signum).name}: {last} holds the last finished step; "

@@ -140,10 +140,25 @@ def write_json(data, path):
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def read_json(path):
+    """A JSON file's content; {} when the file does not exist."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# What status.json says of a run, and the sweep summary of a job: it finished; an error stopped it (FAILED); its loss
+# or weights stopped being finite numbers (DIVERGED); a signal stopped it, resumably (STOPPED). A folder without
+# status.json is UNFINISHED (still running, or its process died); a planned job without a folder is NOT_STARTED.
+DONE, FAILED, DIVERGED, STOPPED, UNFINISHED, NOT_STARTED = (
+    "done", "failed", "diverged", "stopped", "unfinished", "not started")
+STATUSES = (DONE, FAILED, DIVERGED, STOPPED, UNFINISHED, NOT_STARTED)
+
+
 def write_status(run_dir, wall_time_s, error=None):
-    """status.json: done, or failed (interrupted, for a stop by a signal) with the error's first line; the sweep
-    summary reads it for every job."""
-    write_json({"status": "done" if error is None else getattr(error, "status", "failed"),
+    """status.json: DONE, or the error's `status` (FAILED unless it says otherwise) with its first line and its
+    `details` (a divergence's epoch and learning rate); the sweep summary reads it for every job."""
+    write_json({"status": DONE if error is None else getattr(error, "status", FAILED),
                 "wall_time_s": round(wall_time_s, 3),
                 "error": None if error is None else first_line(error),
-                "error_type": None if error is None else type(error).__name__}, Path(run_dir) / "status.json")
+                "error_type": None if error is None else type(error).__name__,
+                **getattr(error, "details", {})}, Path(run_dir) / "status.json")

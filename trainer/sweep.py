@@ -23,6 +23,8 @@ from omegaconf import OmegaConf
 
 from trainer.config import config_dir, override_key
 from trainer.errors import Exit, UserError
+from trainer.resume_sweep import SET_ASIDE, SHORTCUT
+from trainer.rundir import DIVERGED, DONE, FAILED, NOT_STARTED, STATUSES, UNFINISHED, read_json
 from trainer.metrics import (ACC, BEST, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, HISTORY, LOSS,
                              MAX_GRAD_NORM, NLL, TEST, TRAIN, VAL, result_key, tag)
 
@@ -65,14 +67,10 @@ class Job:
     name: str                        # the job dir, relative to the sweep dir
     num: int
     overrides: list
-    status: str                      # done | failed | unfinished (no status.json: still running or interrupted)
+    status: str                      # one of trainer.rundir's statuses (DONE, FAILED, ..., NOT_STARTED)
     error: str = None
     wall_time_s: float = None
     metrics: dict = field(default_factory=dict)
-
-
-def _read_json(path):
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _job_num(job_dir):
@@ -85,19 +83,42 @@ def _job_num(job_dir):
 
 
 def read_job(job_dir, sweep_dir):
-    status = _read_json(job_dir / "status.json")
+    status = read_json(job_dir / "status.json")
     return Job(name=str(job_dir.relative_to(sweep_dir)), num=_job_num(job_dir),
                overrides=[str(o) for o in yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []],
-               status=status.get("status", "unfinished"), error=status.get("error"),
-               wall_time_s=status.get("wall_time_s"), metrics=_read_json(job_dir / "metrics.json"))
+               status=status.get("status", UNFINISHED), error=status.get("error"),
+               wall_time_s=status.get("wall_time_s"), metrics=read_json(job_dir / "metrics.json"))
 
 
 def read_jobs(sweep_dir):
-    """Every job dir under the sweep dir (a folder with .hydra/overrides.yaml), in launch order."""
+    """Every job of the sweep in launch order: the job dirs (folders with .hydra/overrides.yaml; the attempts a
+    resumed sweep set aside are not jobs), then the jobs its command plans that never started."""
     sweep_dir = Path(sweep_dir)
     # the sweep dir itself is a job dir when a job has no overrides (hydra.sweep.subdir is then empty)
-    dirs = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")}
-    return sorted((read_job(d, sweep_dir) for d in dirs), key=lambda job: (job.num, job.name))
+    dirs = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")
+            if SET_ASIDE not in p.relative_to(sweep_dir).parts}
+    jobs = [read_job(d, sweep_dir) for d in dirs]
+    started = {job.num for job in jobs}
+    jobs += [Job(name=",".join(overrides), num=num, overrides=overrides, status=NOT_STARTED)
+             for num, overrides in enumerate(planned_jobs(sweep_dir) or []) if num not in started]
+    return sorted(jobs, key=lambda job: (job.num, job.name))
+
+
+def planned_jobs(sweep_dir):
+    """The overrides of every job the sweep in `sweep_dir` plans, in launch order, from Hydra's record of its command
+    (multirun.yaml); None for a sweeper that chooses its jobs as it goes (Optuna) or without a record."""
+    record = Path(sweep_dir) / "multirun.yaml"
+    hydra_cfg = ((yaml.safe_load(record.read_text()) if record.is_file() else None) or {}).get("hydra") or {}
+    sweeper = hydra_cfg.get("sweeper") or {}
+    if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # how Hydra itself expands the grid
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    command = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    command += [str(o) for o in (hydra_cfg.get("overrides") or {}).get("task") or []]
+    parsed = OverridesParser.create().parse_overrides(command)
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
 # --- labels: what differs between jobs ----------------------------------------------------------------------
@@ -126,7 +147,7 @@ def seeds_vary(jobs):
 
 def finished(job):
     """A job whose metrics.json is final: only these enter a seed group's statistics."""
-    return job.status == "done"
+    return job.status == DONE
 
 
 def is_number(value):
@@ -313,7 +334,7 @@ def ranked(jobs):
 
 
 def status_text(job):
-    return f"failed: {job.error}" if job.status == "failed" else job.status
+    return f"{job.status}: {job.error}" if job.status in (FAILED, DIVERGED) and job.error else job.status
 
 
 def _cell(value, fmt):
@@ -395,7 +416,7 @@ def target_line(summary):
 
 def summary_markdown(summary, pictures=()):
     jobs, common = summary.jobs, summary.common
-    counts = {s: sum(job.status == s for job in jobs) for s in ("done", "failed", "unfinished")}
+    counts = {s: sum(job.status == s for job in jobs) for s in STATUSES}
     lines = [f"# Sweep summary: {summary.sweep_dir}", "",
              f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ". "
              "Ranked by best validation accuracy.",
@@ -534,9 +555,24 @@ def summarize(sweep_dir, *, target=None):
     return text, summary.jobs
 
 
+def summarize_and_show(sweep_dir, *, target=None):
+    """summarize(), then print the summary and the files written; returns the jobs."""
+    text, jobs = summarize(sweep_dir, target=target)
+    written = [name for name in FILES if (Path(sweep_dir) / name).is_file()]
+    print(f"\n{text}\nwritten in {sweep_dir}: {', '.join(written)}", flush=True)
+    return jobs
+
+
+def stop_sweep(sweep_dir, *, why, target=None):
+    """A sweep stopped before its end (a signal, sweep.fail_fast): the summary of the jobs so far, the others listed
+    as not started, and how to finish it."""
+    summarize_and_show(sweep_dir, target=target)
+    print(f"{why}: finish the sweep with `train {SHORTCUT}={sweep_dir}`", file=sys.stderr, flush=True)
+
+
 class SummaryCallback(Callback):
     """Registered in conf/config.yaml under hydra.callbacks: at the end of every multirun, summarise the sweep and
-    exit non-zero if a job failed (the jobs catch their own errors so the rest of the sweep runs; Hydra's
+    exit non-zero if a job failed or diverged (the jobs catch their own errors so the rest of the sweep runs; Hydra's
     main wrapper drops the sweep's return value, so this is the last code that sees the whole sweep)."""
 
     def on_multirun_start(self, config, **kwargs):
@@ -545,12 +581,17 @@ class SummaryCallback(Callback):
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if (sweep_dir / "multirun.yaml").is_file():  # Hydra writes it after this: the folder holds an earlier run
+            print(f"finishing the sweep in {sweep_dir}: done jobs are kept, stopped ones resume from their last.pt, "
+                  "failed ones run again", flush=True)
 
     def on_multirun_end(self, config, **kwargs):
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        text, jobs = summarize(sweep_dir, target=OmegaConf.select(config, "sweep.target"))
-        written = [name for name in FILES if (sweep_dir / name).is_file()]
-        print(f"\n{text}\nwritten in {sweep_dir}: {', '.join(written)}", flush=True)
-        failed = [job for job in jobs if job.status == "failed"]
-        if failed:
-            raise Exit(f"error: {len(failed)} of {len(jobs)} jobs failed: see {sweep_dir / 'summary.md'}")  # status 1
+        jobs = summarize_and_show(sweep_dir, target=OmegaConf.select(config, "sweep.target"))
+        bad = {status: sum(job.status == status for job in jobs) for status in (FAILED, DIVERGED)}
+        if any(bad.values()):
+            parts = [f"{n} {status}" for status, n in bad.items() if n]
+            what = (f"{sum(bad.values())} of {len(jobs)} jobs did not finish ({', '.join(parts)})" if len(parts) > 1
+                    else f"{sum(bad.values())} of {len(jobs)} jobs {next(s for s, n in bad.items() if n)}")
+            raise Exit(f"error: {what}: see {sweep_dir / 'summary.md'}")  # status 1

@@ -45,6 +45,12 @@ class Diverged(UserError):
                          f"(learning rate {lr:g}): lower optimizer.lr or pick another loss; {kept}")
         self.epoch, self.lr = epoch, lr
 
+    status = rundir.DIVERGED  # what status.json says, with the details
+
+    @property
+    def details(self):
+        return {"epoch": self.epoch, "lr": self.lr}
+
 
 def train(cfg, place, *, overrides=()):
     """Train (or resume from ckpt_path) in `place` (trainer.rundir.place), validate every epoch, keep last.pt and
