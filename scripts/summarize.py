@@ -4,7 +4,8 @@
     python scripts/summarize.py outputs/multirun/2024-05-01/12-00-00 --target 0.9
 
 Writes summary.md, summary.csv, summary_groups.csv, curves.png and reliability_overlay.png into the sweep dir. Jobs
-that never wrote status.json (still running, or the sweep was stopped) are listed as unfinished.
+that never wrote status.json (still running, or their process died) are listed as unfinished, and the jobs of the
+sweep's grid without a folder as not started.
 """
 import argparse
 import sys

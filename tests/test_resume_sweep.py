@@ -159,7 +159,7 @@ def test_a_sweep_stopped_during_its_third_job_ends_with_a_summary_and_finishes_e
     resumed, uninterrupted = (checkpoint.load(d / "checkpoints" / "last.pt") for d in (jobs["mse"], straight))
     for part in ("model", "optimizer"):
         assert_same(resumed[part], uninterrupted[part])
-    assert resumed["progress"] == uninterrupted["progress"]
+    assert resumed["progress"] == uninterrupted["progress"]  # the stopped epoch's metrics too
     assert json.loads((job_dirs(sweep)["l1"] / "status.json").read_text())["status"] == "done"
 
 

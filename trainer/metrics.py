@@ -114,16 +114,18 @@ class RunningMetrics:
         if log_probabilities is not None:
             self.scores = ProbabilityScores(device)
         self.grad_norm_sum, self.grad_norm_max, self.grad_norm_count = zero(), zero(), zero(dtype=torch.long)
-        self.pending, self.pending_size = [], 0  # batches of size pending_size not yet reduced
-        self.pending_norms = []
+        # the window not yet reduced: per batch (of size pending_size) its loss and gradient norm, summed in
+        # float32, and its logits and labels, counted in integers
+        self.pending_losses, self.pending_norms, self.pending, self.pending_size = [], [], [], 0
 
     def update(self, loss, logits, labels, grad_norm=None):
         """`loss` and `logits` must need no grad (optimizer_step returns them detached), or they would keep the
         autograd graph alive until the next reduce."""
         n = labels.shape[0]
-        if self.pending and (n != self.pending_size or len(self.pending) == self.WINDOW):
+        if self.pending_losses and (n != self.pending_size or len(self.pending_losses) == self.WINDOW):
             self._reduce()
-        self.pending.append((loss, logits, labels))
+        self.pending_losses.append(loss)
+        self.pending.append((logits, labels))
         if grad_norm is not None:
             self.pending_norms.append(grad_norm)
         self.pending_size = n
@@ -133,13 +135,19 @@ class RunningMetrics:
         if self.pending_norms:
             self._reduce_norms(torch.stack(self.pending_norms))
             self.pending_norms = []
+        if self.pending_losses:
+            self.loss_sum += torch.stack(self.pending_losses).sum() * self.pending_size  # a batch loss: its mean
+            self.pending_losses = []
+        self._count()
+
+    def _count(self):
+        """What the pending batches' logits add: counts (exact in any grouping) and, in an evaluation (never resumed
+        mid-pass), the probability scores."""
         if not self.pending:
             return
-        losses, logits, labels = zip(*self.pending)
+        logits, labels = (torch.cat(parts) for parts in zip(*self.pending))
         self.pending = []
-        logits, labels = torch.cat(logits), torch.cat(labels)
         predicted = logits.argmax(dim=1)
-        self.loss_sum += torch.stack(losses).sum() * self.pending_size  # a batch loss is its samples' mean
         self.correct += (predicted == labels).sum()
         if self.track_confusion:
             self._count_pairs(labels, predicted, classes=logits.shape[1])
@@ -169,11 +177,16 @@ class RunningMetrics:
         return {LOSS: f"{self.loss_sum.item() / count:.4f}", ACC: f"{self.correct.item() / count:.3f}"}
 
     def state_dict(self):
-        # a run interrupted mid-epoch resumes with the sums of the steps it had done
-        self._reduce()
+        """What a run stopped mid-epoch resumes with: the sums of the steps it had done, and the losses and
+        gradient norms of the window in progress as they are, so that the resumed run sums the same groups in float32
+        as an uninterrupted one would (its epoch's metrics are then bit-identical)."""
+        self._count()
+        stacked = lambda values: torch.stack(values).cpu() if values else torch.zeros(0)
         return {"loss_sum": self.loss_sum.cpu(), "correct": self.correct.cpu(), "count": self.count,
                 "grad_norm": torch.stack([self.grad_norm_sum, self.grad_norm_max,
-                                          self.grad_norm_count.float()]).cpu()}
+                                          self.grad_norm_count.float()]).cpu(),
+                "window": {"losses": stacked(self.pending_losses), "norms": stacked(self.pending_norms),
+                           "batch_size": self.pending_size}}
 
     def load_state_dict(self, state):
         self.loss_sum.copy_(state["loss_sum"])
@@ -184,6 +197,11 @@ class RunningMetrics:
             self.grad_norm_sum.fill_(norm_sum)
             self.grad_norm_max.fill_(norm_max)
             self.grad_norm_count.fill_(int(norm_count))
+        if "window" in state:  # not in a checkpoint written before the window was kept
+            device = self.loss_sum.device
+            self.pending_losses = list(state["window"]["losses"].to(device))
+            self.pending_norms = list(state["window"]["norms"].to(device))
+            self.pending_size = state["window"]["batch_size"]
 
     def compute(self):
         """{LOSS, ACC} (and "confusion"; NLL, BRIER, ECE and "calibration"; GRAD_NORM_MEAN and GRAD_NORM_MAX) over
