@@ -1,0 +1,44 @@
+"""train.log holds the run: every epoch line and the result of a default run, as the console shows them; warnings;
+a failed run's error with its traceback, while the console shows one sentence."""
+import re
+import warnings
+
+from tests.conftest import TINY, run_cli
+from trainer.logs import RunLog, log
+
+
+def only_log(tmp_path):
+    [path] = (tmp_path / "outputs").glob("*/*/train.log")
+    return path.read_text()
+
+
+def test_the_default_runs_log_holds_its_twenty_epoch_lines_and_the_test_line(tmp_path):
+    result = run_cli(tmp_path, "trainer.progress=false")  # the default run: digits, small_cnn, 20 epochs
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = only_log(tmp_path)
+    epochs = re.findall(r"\] epoch (\d+)/20  train loss", text)
+    assert epochs == [str(n) for n in range(1, 21)]
+    [test_line] = [line for line in text.splitlines() if "] test acc " in line]
+    assert test_line.split("] ", 1)[1] in result.stdout  # the console shows the same lines, without the time
+    assert result.stdout.count("/20  train loss") == 20
+
+
+def test_a_failed_runs_log_holds_the_error_and_its_traceback_the_console_one_sentence(tmp_path):
+    result = run_cli(tmp_path, *TINY, "optimizer.lr=-1")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: optimizer.lr=-1 is invalid")
+    text = only_log(tmp_path)
+    assert "[ERROR] run failed: optimizer.lr=-1 is invalid" in text and "Traceback (most recent call last)" in text
+
+
+def test_a_warning_during_a_run_goes_to_its_log_and_to_the_console(tmp_path, capsys):
+    run_log = RunLog(tmp_path / "train.log").start()
+    try:
+        log.info("epoch 1/1")
+        warnings.warn("a user-visible warning", UserWarning)
+    finally:
+        run_log.stop()
+    text = (tmp_path / "train.log").read_text()
+    assert "epoch 1/1" in text and "a user-visible warning" in text
+    assert "a user-visible warning" in capsys.readouterr().err
