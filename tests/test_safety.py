@@ -224,6 +224,13 @@ def test_config_mistakes_exit_2_with_one_message_and_no_training(tmp_path, args,
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_a_data_shape_the_data_do_not_have_is_named_as_typed(tmp_path):
+    result = run_cli(tmp_path, "data.shape=[3,8,8]", "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: data.shape=[3, 8, 8] does not describe the data, whose samples are "
+                                    "[1, 8, 8]")  # digits
+
+
 def test_an_added_key_a_target_reads_is_allowed():
     from trainer.config import check_added_keys
     check_added_keys(compose_config(["+loss.criterion.weight=null"]), ["+loss.criterion.weight=null"])

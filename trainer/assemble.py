@@ -69,7 +69,7 @@ def assemble(cfg, *, for_training=True):
     cfg, splits = build_data(cfg, for_training=for_training)
     model = build(cfg.model, "model").to(runtime.device)
     objective = build(cfg.loss, "loss").to(runtime.device)
-    check_model_fits_data(model, objective, splits, runtime.device,
+    check_model_fits_data(model, objective, splits, runtime.device, shape=list(cfg.data.shape),
                           fix=HEAD_FIX["training" if for_training else "evaluation"])
     net, view = training_view(model, splits if for_training else test_only(splits), cfg.data, runtime.device)
     loaders = build_loaders(view, cfg.data, seed=cfg.seed, device=runtime.device)
@@ -202,10 +202,15 @@ HEAD_FIX = {"training": "set data.num_classes={needed} (labels must be 0..num_cl
             "evaluation": "the checkpoint's model has {outputs}: evaluate it on data of its own classes"}
 
 
-def check_model_fits_data(model, objective, splits, device, *, fix=HEAD_FIX["training"]):
+def check_model_fits_data(model, objective, splits, device, *, shape, fix=HEAD_FIX["training"]):
     """Run one tiny batch and check the labels, so a mismatch fails here in one sentence, not deep in torch
-    (on CUDA an out-of-range label is an opaque device-side assert)."""
+    (on CUDA an out-of-range label is an opaque device-side assert). `shape`: data.shape, which the model was
+    built for."""
     x, y = next(iter(make_loader(splits.train, batch_size=2, shuffle=False)))
+    if list(x.shape[1:]) != shape:  # the config says one shape (a data.shape override) and the data hold another
+        raise UserError(f"data.shape={shape} does not describe the data, whose samples are {list(x.shape[1:])}: leave "
+                        "data.shape as the data option sets it (change data.channels or data.image_size where the "
+                        "data option has them)")
     logits = probe(model, x.to(device))
     if logits.dim() != 2:
         raise UserError(f"the model returns logits of shape {list(logits.shape)}, not [batch, classes]: check model")

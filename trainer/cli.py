@@ -1,7 +1,7 @@
 """The `train` command: compose the config with Hydra, decide the run's folder before anything is written, run the
 mode the config asks for, and turn user mistakes into one sentence.
 
-Exit status: 0 done; 1 a sweep with failed jobs, or an error that is not the user's (a bug: its traceback is
+Exit status: 0 done; 1 a sweep with failed or diverged jobs, or an error that is not the user's (a bug: its traceback is
 printed); 2 a mistake the user can fix (a config value, a path, an unknown option, a refused folder); 128 + the
 signal number (130 Ctrl-C, 143 SIGTERM) when a signal stopped the run.
 """
