@@ -21,6 +21,10 @@ def test_eval_reproduces_the_training_runs_test_figures_and_writes_only_its_own_
     evaluated = run(["mode=eval", f"ckpt_path={run_dir}/checkpoints/best.pt", "trainer.progress=false"], tmp_path)
     assert evaluated["test/acc"] == metrics["test/acc"] and evaluated["test/acc"] > 0.5  # chance is 0.25
     assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-6)
+    for key in ("test/nll", "test/brier", "test/ece"):  # the metrics that compare across losses, as training gave
+        assert evaluated[key] == pytest.approx(metrics[key], rel=1e-6)
+    assert evaluated["test/calibration"]["count"] == metrics["test/calibration"]["count"]
+    assert evaluated["test/per_class_acc"] == metrics["test/per_class_acc"]
     assert json.loads((tmp_path / "metrics.json").read_text()) == evaluated
     assert evaluated["epoch"] == metrics["best/epoch"]
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before

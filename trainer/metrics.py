@@ -39,6 +39,18 @@ ECE_BINS = 15
 CALIBRATION = result_key(TEST, "calibration")  # the test split's reliability bins: confidence, accuracy, count
 # what a pass reports under its split's tags (tag(metric, split)): training passes have the first two
 PASS_METRICS = (LOSS, ACC, NLL, BRIER, ECE)
+
+
+def pass_tags(split, result):
+    """{"loss/val": ..., "acc/val": ..., "nll/val": ...}: a pass's results under their TensorBoard tags."""
+    return {tag(metric, split): result[metric] for metric in PASS_METRICS if metric in result}
+
+
+def pass_results(split, result):
+    """{"test/loss": ..., "test/acc": ..., ...}: a pass's results under their metrics.json keys."""
+    return {result_key(split, metric): result[metric] for metric in PASS_METRICS if metric in result}
+
+
 # The global L2 norm of the gradients before each optimizer step.
 GRAD_NORM = "grad_norm"
 GRAD_NORM_STEP = tag(GRAD_NORM, "train_step")                      # TensorBoard, every log step

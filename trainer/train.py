@@ -15,9 +15,9 @@ from trainer.logs import log
 from trainer.loop import evaluate, train_one_epoch
 from trainer.lr_find import settle_lr
 from trainer.metrics import (ACC, BEST, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX,
-                             GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, NLL, PASS_METRICS, PER_CLASS_ACC, TEST,
-                             TRAIN, VAL, WALL_TIME, NonFinite, RunningMetrics, check_finite, per_class_accuracy,
-                             result_key, tag, weights_are_finite)
+                             GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, NLL, PER_CLASS_ACC, TEST, TRAIN, VAL,
+                             WALL_TIME, NonFinite, RunningMetrics, check_finite, pass_results, pass_tags,
+                             per_class_accuracy, result_key, tag, weights_are_finite)
 from trainer.optim import current_lr
 from trainer.tracking import Tracker, job_hparams
 
@@ -159,11 +159,6 @@ def train_epoch(parts, progress, epoch, *, out, stop):
     return trained
 
 
-def pass_tags(split, result):
-    """{"loss/val": ..., "acc/val": ..., "nll/val": ...}: a pass's results under their TensorBoard tags."""
-    return {tag(metric, split): result[metric] for metric in PASS_METRICS if metric in result}
-
-
 def test_best(parts, progress, *, out, chosen_lr=None):
     """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters (and the
     rate optimizer.lr=auto chose)."""
@@ -194,7 +189,7 @@ def draw_test(parts, test, *, out, step):
 def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
     """metrics.json of a training run."""
     norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
-    return {**{result_key(TEST, metric): test[metric] for metric in PASS_METRICS}, CALIBRATION: test["calibration"],
+    return {**pass_results(TEST, test), CALIBRATION: test["calibration"],
             BEST.best_key: progress.best_value, BEST_EPOCH: progress.best_epoch, EPOCHS: cfg.trainer.epochs,
             result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
             PER_CLASS_ACC: per_class_accuracy(test["confusion"]), WALL_TIME: round(wall_time_s, 3),
