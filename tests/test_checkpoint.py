@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import compose_config, run
+from tests.conftest import run
 from trainer import checkpoint
 from trainer.checkpoint import Progress
 from trainer.errors import UserError

@@ -18,6 +18,7 @@ GROUPS = sorted(path.name for path in CONF.iterdir() if path.is_dir() and path.n
 # 5 epochs, chance 0.1). (overrides, test accuracy it must reach)
 DEFAULT = (["trainer.epochs=5"], 0.6)
 FEW_SHOT = ["trainer.epochs=8", "data.batch_size=16"]  # tiny dataset files: more, smaller steps
+REGRESSION = ["data=synthetic_regression", "model=mlp", "data.source.num_samples=300", "trainer.epochs=10"]
 
 
 def needs(group, option, tmp_path, monkeypatch):
@@ -44,11 +45,16 @@ def needs(group, option, tmp_path, monkeypatch):
                                        "data.num_classes=2", "data.source.noise=0.3", *FEW_SHOT[1:],
                                        "trainer.epochs=2", "optimizer.lr=0.01"], 0.9),  # chance 1/2
         ("experiment", "cifar10_seed_cnn"): (["trainer.epochs=6", "optimizer.lr=0.01"], 0.4),
+        # regression: the score is the test R^2 (0: predicting the mean)
+        ("data", "diabetes"): (["model=mlp", "loss=mse", "trainer.epochs=20"], 0.3),
+        ("data", "synthetic_regression"): ([*REGRESSION[1:], "loss=mse"], 0.7),
+        ("loss", "huber"): (REGRESSION, 0.7),
         ("experiment", "cifar10_resnet18_transfer"): (["model.weights=null", "data.image_size=32",
                                                        "data.num_workers=0", *FEW_SHOT, "optimizer.lr=0.01"], 0.5),
     }
     overrides, learned = cases.get((group, option), DEFAULT)
-    if group in ("data", "experiment") and option not in ("iris", "synthetic", "digits", "image_folder"):
+    if group in ("data", "experiment") and option not in ("iris", "synthetic", "digits", "image_folder", "diabetes",
+                                                          "synthetic_regression"):
         overrides = [*overrides, *(f"{key}={value}" for key, value in files.items())]
     if option in ("mnist", "fashion_mnist"):
         write_mnist(tmp_path / "data" / {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[option], n_train=200,
@@ -68,13 +74,16 @@ def test_every_option_composes_trains_and_learns(group, option, tmp_path, monkey
     overrides, learned = needs(group, option, tmp_path, monkeypatch)
     metrics = run([f"{group}={option}", *overrides, "trainer.progress=false", "trainer.device=cpu"], tmp_path / "run")
     assert math.isfinite(metrics["test/loss"]) and (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/acc"] == metrics["test/acc"]
-    assert metrics["test/acc"] >= learned, f"{group}={option} reached only {metrics['test/acc']:.3f}"
-    # whatever the loss, the run is also scored on its predicted probabilities
-    assert all(math.isfinite(metrics[key]) for key in ("test/nll", "test/brier", "test/ece"))
+    score = "test/acc" if "test/acc" in metrics else "test/r2"  # a regression scores R^2
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())[score] == metrics[score]
+    assert metrics[score] >= learned, f"{group}={option} reached only {score} {metrics[score]:.3f}"
+    # whatever the loss, a classifier is also scored on its predicted probabilities; a regression in its units
+    scored = ("test/nll", "test/brier", "test/ece") if score == "test/acc" else ("test/rmse", "test/mae")
+    assert all(math.isfinite(metrics[key]) for key in scored)
 
 
-@pytest.mark.parametrize("option", options("data"))
+@pytest.mark.parametrize("option", [o for o in options("data") if "task: regression" not in
+                                    (CONF / "data" / f"{o}.yaml").read_text()])
 def test_every_data_option_takes_label_noise_on_its_training_labels_only(option, tmp_path, monkeypatch):
     overrides, _ = needs("data", option, tmp_path, monkeypatch)
     common = [f"data={option}", *overrides, "trainer.progress=false", "trainer.device=cpu"]

@@ -8,16 +8,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import yaml
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 from trainer import distributed
-from trainer.config import build
+from trainer.config import build, config_dir, option_of
 from trainer.data import (Splits, augmented, cache_splits, channel_statistics, channel_values, check_settings,
-                          check_splits, count_classes, labels_of, make_loader, normalized, with_label_noise)
+                          check_splits, count_classes, labels_of, make_loader, normalized, target_statistics,
+                          with_label_noise)
 from trainer.device import Runtime, build_runtime
 from trainer.errors import UserError, first_line
 from trainer.logs import log
+from trainer.metrics import CLASSIFICATION, REGRESSION
 from trainer.optim import build_optimizer, build_schedule
 from trainer.speed import prepare_model
 
@@ -64,12 +67,14 @@ def assemble(cfg, *, for_training=True):
     config always gives the same initial weights and data order. `for_training=False` (mode=eval) builds what
     testing needs: no optimizer or schedule, and the model's training view (a feature cache) of the test split only.
     """
+    check_task(cfg)
     runtime = build_runtime(cfg.trainer, cfg.data.shape)
     seed_everything(cfg.seed)
     cfg, splits = build_data(cfg, for_training=for_training)
     model = build(cfg.model, "model").to(runtime.device)
     objective = build(cfg.loss, "loss").to(runtime.device)
     check_model_fits_data(model, objective, splits, runtime.device, shape=list(cfg.data.shape),
+                          classifies=cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION,
                           fix=HEAD_FIX["training" if for_training else "evaluation"])
     net, view = training_view(model, splits if for_training else test_only(splits), cfg.data, runtime.device)
     loaders = build_loaders(view, cfg.data, seed=cfg.seed, device=runtime.device)
@@ -102,9 +107,14 @@ def build_data(cfg, *, for_training):
     model_class = class_of(cfg.model)
     cfg = with_data_facts(cfg, image_size=expected_image_size(cfg, model_class))
     splits = build(cfg.data.source, "data", seed=cfg.seed)
-    cfg = with_data_facts(cfg, num_classes=count_classes(cfg.data.num_classes, splits), image_size=splits.image_size)
+    classifies = cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION
+    count = count_classes(cfg.data.num_classes, splits) if classifies else cfg.data.num_classes
+    cfg = with_data_facts(cfg, num_classes=count, image_size=splits.image_size)
     names = ("train", "val", "test") if for_training else ("test",)
-    check_splits(splits, names)
+    check_splits(splits, names, classifies=classifies)
+    if not classifies and for_training:
+        cfg = with_data_facts(cfg, target_stats=target_statistics(splits))
+        check_targets_fit_loss(cfg, splits)
     splits = cache_splits(splits, cfg.data, names=names)
     values = normalization(cfg, splits, model_class)
     if values is not None:
@@ -202,7 +212,48 @@ HEAD_FIX = {"training": "set data.num_classes={needed} (labels must be 0..num_cl
             "evaluation": "the checkpoint's model has {outputs}: evaluate it on data of its own classes"}
 
 
-def check_model_fits_data(model, objective, splits, device, *, shape, fix=HEAD_FIX["training"]):
+# --- the task: which losses fit the data ----------------------------------------------------------------------------
+
+
+def check_task(cfg):
+    """Before anything is built: the loss fits the data's task (a classification loss on regression data, or a
+    regression-only loss on classification data, is one sentence naming both), and label noise is for classes."""
+    task = cfg.data.get("task", CLASSIFICATION)
+    if task not in (CLASSIFICATION, REGRESSION):
+        raise UserError(f"data.task={task} is not known: use data.task=classification or data.task=regression")
+    if cfg.loss.get(TASK_KEYS[task]) is None:
+        loss, data = option_name("loss", cfg.loss), option_name("data", cfg.data)
+        raise UserError(f"loss={loss} does not fit {task} data, and data={data} is a {task} set (data.task={task}): "
+                        f"use one of {', '.join(f'loss={name}' for name in losses_for(task))}")
+    if task == REGRESSION and cfg.data.get("label_noise", 0):
+        raise UserError(f"data.label_noise={cfg.data.label_noise} replaces class labels, and data="
+                        f"{option_name('data', cfg.data)} is a regression set: leave data.label_noise=0")
+
+
+# the key of a loss config that says how it treats each task (null: it does not fit that task)
+TASK_KEYS = {CLASSIFICATION: "input", REGRESSION: "regression"}
+
+
+def losses_for(task):
+    """The loss options of conf/loss that fit a task."""
+    return [path.stem for path in sorted((config_dir() / "loss").glob("*.yaml"))
+            if (yaml.safe_load(path.read_text()) or {}).get(TASK_KEYS[task]) is not None]
+
+
+def option_name(group, node):
+    return option_of(group, OmegaConf.to_container(node)) or f"(your {group})"
+
+
+def check_targets_fit_loss(cfg, splits):
+    """A loss in log(1 + y) space (msle) needs targets of 0 or more."""
+    if cfg.loss.get("regression") == "log1p" and bool((labels_of(splits.train) < 0).any()):
+        low = labels_of(splits.train).min().item()
+        raise UserError(f"loss={option_name('loss', cfg.loss)} takes log(1 + target), and data="
+                        f"{option_name('data', cfg.data)} has training targets down to {low:.3g}: use loss=mse, "
+                        "loss=l1 or loss=huber for targets that can be negative")
+
+
+def check_model_fits_data(model, objective, splits, device, *, shape, classifies=True, fix=HEAD_FIX["training"]):
     """Run one tiny batch and check the labels, so a mismatch fails here in one sentence, not deep in torch
     (on CUDA an out-of-range label is an opaque device-side assert). `shape`: data.shape, which the model was
     built for."""
@@ -215,6 +266,9 @@ def check_model_fits_data(model, objective, splits, device, *, shape, fix=HEAD_F
     if logits.dim() != 2:
         raise UserError(f"the model returns logits of shape {list(logits.shape)}, not [batch, classes]: check model")
     num_classes = logits.shape[1]
+    if not classifies:
+        check_regression_outputs(logits, y, objective, device)
+        return
     for name, dataset in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
         labels = labels_of(dataset)
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
@@ -228,6 +282,15 @@ def check_model_fits_data(model, objective, splits, device, *, shape, fix=HEAD_F
             objective(logits, y.to(device))
     except (RuntimeError, ValueError) as error:
         raise UserError(f"the loss cannot compare the model's output with the labels ({error}): check loss") from None
+
+
+def check_regression_outputs(outputs, targets, objective, device):
+    if outputs.shape[1:] != targets.shape[1:]:
+        raise UserError(f"the model returns {outputs.shape[1]} outputs per sample but the data have "
+                        f"{list(targets.shape[1:])} targets: set data.num_classes={targets.shape[-1]} (for regression, "
+                        "the number of targets)")
+    with torch.no_grad():
+        objective(outputs, targets.to(device))
 
 
 def probe(model, x):

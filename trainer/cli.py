@@ -64,9 +64,10 @@ def run(cfg):
         records.close(error)
         return report(error, cfg, overrides, in_sweep=in_sweep)
     records.close()
-    from trainer.metrics import ACC, BEST, TEST, result_key  # torch is loaded by now
+    from trainer.metrics import ACC, TEST, recorded_monitor, result_key  # torch is loaded by now
 
-    return metrics.get(BEST.best_key, metrics.get(result_key(TEST, ACC)))  # what a sweeper (e.g. Optuna) maximises
+    # what a sweeper (e.g. Optuna) optimises: the run's best validation value
+    return metrics.get(recorded_monitor(metrics).best_key, metrics.get(result_key(TEST, ACC)))
 
 
 def decide_place(cfg, job, overrides, *, in_sweep):

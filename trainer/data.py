@@ -107,6 +107,39 @@ def synthetic(*, shape, num_classes, num_samples, noise, val_fraction, test_frac
     return split_tensors(x, y, val_fraction, test_fraction, seed)
 
 
+def diabetes(*, val_fraction, test_fraction, seed):
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True, scaled=False)  # data.normalize standardises with the training split
+    return split_tensors(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32).unsqueeze(1),
+                         val_fraction, test_fraction, seed)
+
+
+def synthetic_regression(*, num_features, num_samples, noise, outlier_fraction, heavy_tail, val_fraction,
+                         test_fraction, seed):
+    """y = w.x + noise (or exp of it with `heavy_tail`), x standard normal; a fraction of the training targets is
+    replaced by gross errors, the validation and test targets stay clean."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_samples, num_features, generator=generator)
+    w = torch.randn(num_features, generator=generator) / num_features ** 0.5
+    y = x @ w + noise * torch.randn(num_samples, generator=generator)
+    y = (y.exp() if heavy_tail else y).unsqueeze(1)
+    splits = split_tensors(x, y, val_fraction, test_fraction, seed)
+    x_train, y_train = splits.train.tensors
+    bad = torch.rand(len(y_train), generator=generator) < outlier_fraction
+    signs = torch.randint(0, 2, (len(y_train), 1), generator=generator) * 2 - 1
+    y_train = torch.where(bad.unsqueeze(1), y_train + signs * 10 * y.std(), y_train)
+    return replace(splits, train=TensorDataset(x_train, y_train))
+
+
+def target_statistics(splits):
+    """data.target_stats of a regression: the training targets' mean and std in each loss space of trainer.losses
+    (identity for MSE, MAE and Huber; log1p for MSLE, None when a target is -1 or below), as plain floats."""
+    y = labels_of(splits.train).double()
+    stats = lambda values: [values.mean().item(), max(values.std().item(), 1e-12)]
+    return {"identity": stats(y), "log1p": stats(torch.log1p(y)) if bool((y > -1).all()) else None}
+
+
 class TensorLoader:
     """Batches of in-memory tensors, cut by slicing a (shuffled) index: what a hand-written loop would do.
 
@@ -281,14 +314,14 @@ def check_settings(cfg_data):
                         "fill with decoded images, e.g. data.cache_budget_gb=2")
 
 
-def check_splits(splits, names):
-    """Splits a classifier can learn from and be measured on: none of `names` empty, and at least two classes among
-    the training labels (one class "trains" to accuracy 1.0)."""
+def check_splits(splits, names, *, classifies=True):
+    """Splits a model can learn from and be measured on: none of `names` empty, and for a classifier at least two
+    classes among the training labels (one class "trains" to accuracy 1.0)."""
     for name in names:
         if getattr(splits, name) is None or len(getattr(splits, name)) == 0:
             raise UserError(f"the {name} split is empty: give it samples (data.source.{name}_fraction of a larger "
                             "dataset, or a dataset with more samples)")
-    if "train" in names:
+    if "train" in names and classifies:
         labels = labels_of(splits.train)
         if len(labels.unique()) < 2:
             raise UserError(f"the train split holds samples of one class only (label {int(labels[0])}): a classifier "

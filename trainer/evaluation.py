@@ -13,8 +13,7 @@ from trainer.config import check_stored, config_dir, leaves, option_of, override
 from trainer.errors import UserError
 from trainer.logs import log
 from trainer.loop import evaluate
-from trainer.metrics import (ACC, CALIBRATION, ECE, LOSS, NLL, PER_CLASS_ACC, TEST, pass_results, pass_tags,
-                             per_class_accuracy)
+from trainer.metrics import CALIBRATION, PER_CLASS_ACC, TEST, pass_results, pass_tags, per_class_accuracy, result_line
 from trainer.tracking import Tracker
 
 FIXED = ("model", "loss")  # what a checkpoint is: the command line cannot change them
@@ -28,16 +27,16 @@ def evaluate_checkpoint(cfg, place, *, overrides=()):
     parts.model.load_state_dict(state["model"])
     test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test")
     epoch = Progress.from_state(state).epoch
-    metrics = {**pass_results(TEST, test), CALIBRATION: test["calibration"],
-               PER_CLASS_ACC: per_class_accuracy(test["confusion"]), "ckpt_path": str(cfg.ckpt_path), "epoch": epoch}
+    classes = {CALIBRATION: test["calibration"], PER_CLASS_ACC: per_class_accuracy(test["confusion"])} if (
+        "confusion" in test) else {}  # a regression has neither
+    metrics = {**pass_results(TEST, test), **classes, "ckpt_path": str(cfg.ckpt_path), "epoch": epoch}
     if not distributed.is_main():  # under torchrun each rank tests its shard, the sums are shared; rank 0 writes
         return metrics
     tracker = Tracker(place.run_dir)
     tracker.scalars(pass_tags(TEST, test), epoch)
     tracker.close()
     rundir.write_json(metrics, place.run_dir / "metrics.json")
-    log.info(f"test acc {test[ACC]:.4f}  loss {test[LOSS]:.4f}  nll {test[NLL]:.4f}  ece {test[ECE]:.4f}  "
-             f"({cfg.ckpt_path}) -> {place.run_dir}")
+    log.info(f"test {result_line(test)}  ({cfg.ckpt_path}) -> {place.run_dir}")
     return metrics
 
 
@@ -60,7 +59,7 @@ def eval_config(stored, cfg, overrides):
 
 # what the model was trained with rather than what the data holds: new data is normalised with the training split's
 # statistics and resized to the training size, as the model expects
-TRAINED_WITH = ("mean", "std", "image_size")
+TRAINED_WITH = ("mean", "std", "image_size", "target_stats")
 
 
 def new_data(stored, cfg, overrides):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from trainer.metrics import ACC, LOSS, NLL, TRAIN, VAL, tag
+from trainer.metrics import ACC, LOSS, NLL, R2, RMSE, TRAIN, VAL, tag
 
 
 def confusion_figure(confusion, title):
@@ -29,6 +29,23 @@ def confusion_figure(confusion, title):
                 count = int(confusion[i, j])
                 ax.text(j, i, count, ha="center", va="center", fontsize=8,
                         color="white" if count > threshold else "black")
+    return figure
+
+
+def predictions_figure(predictions, targets, title, *, r2):
+    """A regression's predictions against its targets (one dot per value, in the targets' units), with the diagonal
+    of perfect predictions."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5, 5.5), layout="constrained")
+    ax = figure.subplots()
+    predictions, targets = predictions.flatten().tolist(), targets.flatten().tolist()
+    ax.scatter(targets, predictions, s=8, alpha=0.6)
+    low, high = min(targets + predictions), max(targets + predictions)
+    ax.plot([low, high], [low, high], "k--", linewidth=1, label="perfect prediction")
+    ax.set(title=f"{title}: R² {r2:.3f}", xlabel="target", ylabel="prediction")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
     return figure
 
 
@@ -120,16 +137,21 @@ CURVE_PANELS = ((tag(LOSS, TRAIN), "training loss (each job's own loss)"),
                 (tag(LOSS, VAL), "validation loss (each job's own loss)"),
                 (tag(NLL, VAL), "validation NLL (compares across losses)"),
                 (tag(ACC, VAL), "validation accuracy"))
+# a regression sweep's: the losses, then what compares across them in the targets' units
+REGRESSION_PANELS = ((tag(LOSS, TRAIN), "training loss (each job's own loss)"),
+                     (tag(LOSS, VAL), "validation loss (each job's own loss)"),
+                     (tag(RMSE, VAL), "validation RMSE (compares across losses)"),
+                     (tag(R2, VAL), "validation R²"))
 
 
-def curves_figure(series, *, legend_title):
+def curves_figure(series, *, legend_title, panels=CURVE_PANELS):
     """The panels of CURVE_PANELS per epoch: `series` is [(name, {history key: (epochs, means, lows, highs)})], best
     first; one colour per name, a line for the mean and a shaded band between lows and highs (nan: no band)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(13, 8), layout="constrained")
     axes = figure.subplots(2, 2).flat
-    for ax, (key, title) in zip(axes, CURVE_PANELS):
+    for ax, (key, title) in zip(axes, panels):
         curves = [(index, by_key[key]) for index, (_, by_key) in enumerate(series) if key in by_key]
         for index, (epochs, means, lows, highs) in curves:
             look = _look(index)

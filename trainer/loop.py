@@ -4,7 +4,7 @@ import torch
 from tqdm import tqdm
 
 from trainer.device import CPU
-from trainer.metrics import GRAD_NORM_STEP, TRAIN_STEP_LOSS, RunningMetrics, check_finite
+from trainer.metrics import GRAD_NORM_STEP, TRAIN_STEP_LOSS, check_finite
 from trainer.precision import FULL
 
 
@@ -89,7 +89,7 @@ def evaluate(model, loader, *, objective, runtime=CPU, desc="", show_every=20, k
     loss and accuracy every `show_every` batches. `keep_outputs`: also "logits" and "labels" of every sample, in
     the loader's order, on the CPU."""
     model.eval()
-    metrics = RunningMetrics(runtime.device, confusion=True, log_probabilities=objective.log_probabilities)
+    metrics = objective.new_metrics(runtime.device, evaluation=True)
     outputs = []
     bar = tqdm(loader, desc=desc, disable=not runtime.show_progress, leave=False, dynamic_ncols=True)
     for batch, (x, y) in enumerate(bar, start=1):

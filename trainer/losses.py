@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.errors import UserError
+from trainer.metrics import CLASSIFICATION, REGRESSION, RegressionScores, RunningMetrics
 
 # How the model's logits become the criterion's input.
 INPUTS = {
@@ -42,25 +43,60 @@ PROBABILITIES = {
 }
 
 
-class Objective(nn.Module):
-    """criterion(INPUTS[input](logits), TARGETS[target](labels)), e.g. NLLLoss on log_softmax with indices;
-    `log_probabilities(logits)` is PROBABILITIES[probabilities](logits)."""
+# A regression loss compares the model's raw outputs with the targets in one of these spaces (name -> the map and its
+# inverse), standardised there with the training targets' mean and std (data.target_stats): "identity" for MSE, MAE
+# and Huber; "log1p" for MSLE, so the model predicts log(1 + y) and its prediction expm1(...) is always above -1:
+# MSLE is then exactly the squared error in that space, with no clamp on the predictions.
+SPACES = {"identity": (lambda y: y, lambda y: y), "log1p": (torch.log1p, torch.expm1)}
 
-    def __init__(self, criterion, input, target, num_classes, probabilities="softmax"):
+
+class Objective(nn.Module):
+    """Classification: criterion(INPUTS[input](logits), TARGETS[target](labels)), e.g. NLLLoss on log_softmax with
+    indices; `log_probabilities(logits)` is PROBABILITIES[probabilities](logits). Regression (task="regression"):
+    criterion(outputs, the targets mapped to the loss's `regression` space and standardised with `target_stats`);
+    `predict(outputs)` maps outputs back to the targets' units; `regression_criterion`, when given, replaces the
+    criterion for regression. A loss config leaves `input` (classification) or
+    `regression` null for the task it does not fit (trainer.assemble.check_task says so before anything is built)."""
+
+    def __init__(self, criterion, input, target, num_classes, probabilities="softmax", task=CLASSIFICATION,
+                 regression=None, target_stats=None, regression_criterion=None):
         super().__init__()
         for key, value, known in (("input", input, INPUTS), ("target", target, TARGETS),
-                                  ("probabilities", probabilities, PROBABILITIES)):
-            if value not in known:
+                                  ("probabilities", probabilities, PROBABILITIES), ("regression", regression, SPACES)):
+            if value is not None and value not in known:
                 raise UserError(f"loss.{key}={value} is not known: use one of {', '.join(known)}")
-        self.criterion = criterion
+        self.criterion, self.task, self.num_classes = criterion, task, num_classes
         self.input_name, self.target_name, self.probabilities_name = input, target, probabilities
-        self.to_input, self.to_target = INPUTS[input], TARGETS[target]
-        self.log_probabilities = PROBABILITIES[probabilities]
-        self.num_classes = num_classes
+        if task == REGRESSION:
+            self.space_name, (self.to_space, self.from_space) = regression, SPACES[regression]
+            mean, std = (target_stats or {}).get(regression) or (0.0, 1.0)
+            self.register_buffer("target_mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
+            self.register_buffer("target_std", torch.tensor(std, dtype=torch.float32), persistent=False)
+            self.log_probabilities = None
+            if regression_criterion is not None:  # msle: the criterion in its space is a plain squared error
+                self.criterion = regression_criterion
+        else:
+            self.to_input, self.to_target = INPUTS[input], TARGETS[target]
+            self.log_probabilities = PROBABILITIES[probabilities]
 
     def forward(self, logits, labels):
+        if self.task == REGRESSION:
+            scaled = (self.to_space(labels.float()) - self.target_mean) / self.target_std
+            return self.criterion(logits.float(), scaled)
         inputs = self.to_input(logits)
         return self.criterion(inputs, self.to_target(labels, self.num_classes, inputs.dtype))
+
+    def predict(self, outputs):
+        """A regression's predictions in the targets' own units."""
+        return self.from_space(outputs * self.target_std + self.target_mean)
+
+    def new_metrics(self, device, *, evaluation):
+        """The running metrics of a pass: accuracy (and, evaluating, the confusion matrix and the probability scores)
+        for classification; RMSE, MAE and R^2 for regression."""
+        if self.task == REGRESSION:
+            return RunningMetrics(device, scores=RegressionScores(device, self.predict), classifies=False)
+        return RunningMetrics(device, confusion=evaluation,
+                              log_probabilities=self.log_probabilities if evaluation else None)
 
     def per_sample(self, logits, labels):
         """Each sample's own loss: the objective on a batch of that one sample (every criterion here averages over
@@ -68,6 +104,8 @@ class Objective(nn.Module):
         return torch.stack([self(logits[i:i + 1], labels[i:i + 1]) for i in range(len(labels))])
 
     def extra_repr(self):
+        if self.task == REGRESSION:
+            return f"task=regression, space={self.space_name}"
         return f"input={self.input_name}, target={self.target_name}, probabilities={self.probabilities_name}"
 
 

@@ -37,13 +37,23 @@ PER_CLASS_ACC = result_key(TEST, "per_class_acc")
 NLL, BRIER, ECE = "nll", "brier", "ece"
 ECE_BINS = 15
 CALIBRATION = result_key(TEST, "calibration")  # the test split's reliability bins: confidence, accuracy, count
+# A regression's metrics, in the targets' own units: root mean squared error, mean absolute error, and R^2 (the
+# fraction of the targets' variance the predictions explain: 1 is perfect, 0 predicting the mean).
+RMSE, MAE, R2 = "rmse", "mae", "r2"
 # what a pass reports under its split's tags (tag(metric, split)): training passes have the first two
-PASS_METRICS = (LOSS, ACC, NLL, BRIER, ECE)
+PASS_METRICS = (LOSS, ACC, NLL, BRIER, ECE, RMSE, MAE, R2)
 
 
 def pass_tags(split, result):
     """{"loss/val": ..., "acc/val": ..., "nll/val": ...}: a pass's results under their TensorBoard tags."""
     return {tag(metric, split): result[metric] for metric in PASS_METRICS if metric in result}
+
+
+def result_line(test):
+    """The test result as the log shows it: accuracy, loss, NLL and ECE; for regression RMSE, MAE, R^2 and loss."""
+    if ACC in test:
+        return f"acc {test[ACC]:.4f}  loss {test[LOSS]:.4f}  nll {test[NLL]:.4f}  ece {test[ECE]:.4f}"
+    return f"rmse {test[RMSE]:.4f}  mae {test[MAE]:.4f}  r2 {test[R2]:.4f}  loss {test[LOSS]:.4f}"
 
 
 def pass_results(split, result):
@@ -82,6 +92,27 @@ class Monitor:
 
 BEST = Monitor()
 BEST_EPOCH = "best/epoch"
+# what a dataset's data.task says it is
+CLASSIFICATION, REGRESSION = "classification", "regression"
+
+
+# every "best" a run can record: classification's validation accuracy, or a regression's data.best
+MONITORS = (BEST, Monitor(metric=RMSE, higher_is_better=False), Monitor(metric=MAE, higher_is_better=False),
+            Monitor(metric=R2))
+
+
+def recorded_monitor(metrics):
+    """The Monitor whose best a run's metrics (metrics.json) hold; BEST when none."""
+    return next((monitor for monitor in MONITORS if monitor.best_key in metrics), BEST)
+
+
+def monitor_for(data):
+    """What "best" means for the data config's task: the highest validation accuracy for classification; for
+    regression the lowest validation data.best (rmse by default, or mae), or the highest r2."""
+    if data.get("task", CLASSIFICATION) != REGRESSION:
+        return BEST
+    metric = data.get("best", RMSE)
+    return Monitor(metric=metric, higher_is_better=metric == R2)
 # what a scheduler config may name as scheduler.monitor
 MONITORABLE = (tag(LOSS, VAL), tag(ACC, VAL))
 
@@ -118,13 +149,13 @@ class RunningMetrics:
 
     WINDOW = 32
 
-    def __init__(self, device, confusion=False, log_probabilities=None):
+    def __init__(self, device, confusion=False, log_probabilities=None, *, scores=None, classifies=True):
         zero = lambda *shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype, device=device)
         self.loss_sum, self.correct, self.count = zero(), zero(dtype=torch.long), 0
-        self.track_confusion, self.confusion = confusion, None
-        self.log_probabilities = log_probabilities
-        if log_probabilities is not None:
-            self.scores = ProbabilityScores(device)
+        self.track_confusion, self.confusion, self.classifies = confusion, None, classifies
+        # what else the pass scores from the outputs: the predicted probabilities (ProbabilityScores), or a
+        # regression's errors (RegressionScores)
+        self.scores = ProbabilityScores(device, log_probabilities) if log_probabilities is not None else scores
         self.grad_norm_sum, self.grad_norm_max, self.grad_norm_count = zero(), zero(), zero(dtype=torch.long)
         # the window not yet reduced: per batch (of size pending_size) its loss and gradient norm, summed in
         # float32, and its logits and labels, counted in integers
@@ -159,12 +190,13 @@ class RunningMetrics:
             return
         logits, labels = (torch.cat(parts) for parts in zip(*self.pending))
         self.pending = []
-        predicted = logits.argmax(dim=1)
-        self.correct += (predicted == labels).sum()
-        if self.track_confusion:
-            self._count_pairs(labels, predicted, classes=logits.shape[1])
-        if self.log_probabilities is not None:
-            self.scores.add(self.log_probabilities(logits.float()), labels)
+        if self.classifies:
+            predicted = logits.argmax(dim=1)
+            self.correct += (predicted == labels).sum()
+            if self.track_confusion:
+                self._count_pairs(labels, predicted, classes=logits.shape[1])
+        if self.scores is not None:
+            self.scores.add(logits, labels)
 
     def _reduce_norms(self, norms):
         # a step a GradScaler skipped (inf or nan gradients) updated nothing: it is left out of mean and max
@@ -186,7 +218,8 @@ class RunningMetrics:
         only rank 0 draws bars)."""
         self._reduce()
         count = max(self.count, 1)
-        return {LOSS: f"{self.loss_sum.item() / count:.4f}", ACC: f"{self.correct.item() / count:.3f}"}
+        running = {LOSS: f"{self.loss_sum.item() / count:.4f}"}
+        return {**running, ACC: f"{self.correct.item() / count:.3f}"} if self.classifies else running
 
     def state_dict(self):
         """What a run stopped mid-epoch resumes with: the sums of the steps it had done, and the losses and
@@ -223,19 +256,18 @@ class RunningMetrics:
                 self.grad_norm_sum.clone(), self.grad_norm_count.clone()]
         if self.confusion is not None:
             sums.append(self.confusion.clone())
-        if self.log_probabilities is not None:
-            sums.extend(self.scores.sums())
-        sums = distributed.sum_across_ranks(*sums)
+        scored = self.scores.sums() if self.scores is not None else []
+        sums = distributed.sum_across_ranks(*sums, *scored)
         count = max(sums[2].item(), 1)
-        result = {LOSS: sums[0].item() / count, ACC: sums[1].item() / count}
+        result = {LOSS: sums[0].item() / count, **({ACC: sums[1].item() / count} if self.classifies else {})}
         if sums[4].item() > 0:
             # every rank steps on the same averaged gradients, so their norms agree: the max is this rank's
             result[GRAD_NORM_MEAN] = sums[3].item() / sums[4].item()
             result[GRAD_NORM_MAX] = self.grad_norm_max.item()
         if self.confusion is not None:
             result["confusion"] = sums[5].view(self.classes, self.classes).cpu()
-        if self.log_probabilities is not None:
-            result.update(ProbabilityScores.results(*sums[-5:], count_all=count))
+        if scored:
+            result.update(self.scores.results(*sums[-len(scored):], count_all=count))
         return result
 
 
@@ -246,12 +278,14 @@ class ProbabilityScores:
     max_k p[k], each with its samples' count, summed confidence and number right. ECE = sum over bins of
     |summed confidence - number right| / samples, i.e. the count-weighted gap between confidence and accuracy."""
 
-    def __init__(self, device):
+    def __init__(self, device, log_probabilities):
+        self.log_probabilities = log_probabilities  # the objective's logits -> log-probabilities
         self.nll, self.brier = torch.zeros((), device=device), torch.zeros((), device=device)
         self.count, self.confidence, self.right = (torch.zeros(ECE_BINS, device=device) for _ in range(3))
         self.edges = torch.linspace(0, 1, ECE_BINS + 1, device=device)[1:-1]  # the inner bin edges
 
-    def add(self, log_p, labels):
+    def add(self, logits, labels):
+        log_p = self.log_probabilities(logits.float())
         p, true = log_p.exp(), labels.unsqueeze(1)
         p_true = p.gather(1, true)
         self.nll -= log_p.gather(1, true).sum()
@@ -276,6 +310,34 @@ class ProbabilityScores:
                 ECE: sum(abs(c - r) for c, r in zip(confidence, right)) / count_all,
                 "calibration": {"bins": ECE_BINS, "confidence": per_bin(confidence), "accuracy": per_bin(right),
                               "count": [int(n) for n in count]}}
+
+
+class RegressionScores:
+    """Sums on the device behind a regression's metrics, of the predictions in the targets' own units (the
+    objective's `predict`: a loss may train in a standardised or log space) against the targets: RMSE, MAE and
+    R^2 = 1 - sum (y - prediction)^2 / sum (y - mean y)^2, over every target value of the pass. Summed in float64
+    where the device has it, so R^2's difference of sums keeps its digits."""
+
+    def __init__(self, device, predict):
+        self.predict = predict
+        dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64
+        self.values = torch.zeros(5, dtype=dtype, device=device)  # squared error, absolute error, y, y^2, count
+
+    def add(self, outputs, targets):
+        error = (self.predict(outputs.float()) - targets).to(self.values.dtype)
+        y = targets.to(self.values.dtype)
+        self.values += torch.stack([error.square().sum(), error.abs().sum(), y.sum(), y.square().sum(),
+                                    torch.tensor(float(y.numel()), dtype=y.dtype, device=y.device)])
+
+    def sums(self):
+        return [self.values.clone()]
+
+    @staticmethod
+    def results(values, *, count_all):
+        squared, absolute, y_sum, y_squares, n = values.tolist()
+        n = max(n, 1)
+        spread = y_squares - y_sum * y_sum / n  # sum (y - mean y)^2
+        return {RMSE: math.sqrt(squared / n), MAE: absolute / n, R2: 1 - squared / spread if spread > 0 else math.nan}
 
 
 def per_class_accuracy(confusion):

@@ -8,7 +8,6 @@ the statistics; it is imported only when a summary is built, not by every run th
 """
 import csv
 import io
-import json
 import math
 import statistics
 import sys
@@ -23,13 +22,15 @@ from omegaconf import OmegaConf
 
 from trainer.config import config_dir, override_key
 from trainer.errors import Exit, UserError
+from trainer.metrics import (ACC, BEST, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, HISTORY, LOSS, MAE,
+                             MAX_GRAD_NORM, MONITORS, NLL, R2, RMSE, TEST, TRAIN, VAL, recorded_monitor, result_key,
+                             tag)
 from trainer.resume_sweep import SET_ASIDE, SHORTCUT
 from trainer.rundir import DIVERGED, DONE, FAILED, NOT_STARTED, STATUSES, UNFINISHED, read_json
-from trainer.metrics import (ACC, BEST, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, HISTORY, LOSS,
-                             MAX_GRAD_NORM, NLL, TEST, TRAIN, VAL, result_key, tag)
 
 # A summary's own value, computed from a job's history: the first epoch whose validation accuracy reached the target.
 EPOCHS_TO_TARGET, NEVER = "epochs_to_target", "never"
+RMSE_BEST = MONITORS[1]
 LEVEL = 0.95  # of the confidence intervals; Welch's test calls two groups tied at p >= 1 - LEVEL
 CURVES, RELIABILITY = "curves.png", "reliability_overlay.png"
 FILES = ("summary.md", "summary.csv", "summary_groups.csv", CURVES, RELIABILITY)
@@ -46,11 +47,15 @@ class Column:
 
 
 COLUMNS = (
-    Column(BEST.best_key, "best val acc", "{:.4f}"),
+    Column(BEST.best_key, "best val acc", "{:.4f}", optional=True),
+    Column(RMSE_BEST.best_key, "best val RMSE", "{:.4g}", optional=True),  # regression jobs (data.task)
     Column(BEST_EPOCH, "best epoch", "{:d}", grouped=False),
-    Column(result_key(TEST, ACC), "test acc", "{:.4f}"),
-    Column(result_key(TEST, NLL), "test NLL", "{:.4f}"),
-    Column(result_key(TEST, ECE), "test ECE", "{:.4f}"),
+    Column(result_key(TEST, ACC), "test acc", "{:.4f}", optional=True),
+    Column(result_key(TEST, RMSE), "test RMSE", "{:.4g}", optional=True),
+    Column(result_key(TEST, MAE), "test MAE", "{:.4g}", optional=True),
+    Column(result_key(TEST, R2), "test R²", "{:.4f}", optional=True),
+    Column(result_key(TEST, NLL), "test NLL", "{:.4f}", optional=True),
+    Column(result_key(TEST, ECE), "test ECE", "{:.4f}", optional=True),
     Column(result_key(TEST, LOSS), "test loss", "{:.4f}"),
     Column(result_key(TRAIN, LOSS), "train loss", "{:.4f}"),
     Column(CHOSEN_LR, "lr", "{:.3g}", optional=True),  # only jobs with optimizer.lr=auto record the rate they chose
@@ -292,8 +297,9 @@ def ranked_groups(jobs, common, values):
     """The seed groups, best mean validation accuracy first (groups without one last, in launch order), each
     tested against the first."""
     groups = [make_group(name, members, values) for name, members in seed_groups(jobs, common).items()]
-    key = BEST.best_key
-    groups.sort(key=lambda group: -group.estimates[key].mean if key in group.estimates else math.inf)
+    best = sweep_monitor(jobs)
+    key, sign = best.best_key, -1 if best.higher_is_better else 1
+    groups.sort(key=lambda group: sign * group.estimates[key].mean if key in group.estimates else math.inf)
     if groups and key in groups[0].estimates:
         groups[0].top = True
         for group in groups[1:]:
@@ -328,9 +334,23 @@ def read_summary(sweep_dir, *, target=None):
 
 # --- tables ---------------------------------------------------------------------------------------------------
 
+def sweep_monitor(jobs):
+    """What ranks the sweep: the best validation accuracy, or for regression jobs their own "best" (the lowest
+    validation RMSE by default), whichever the jobs' metrics.json hold."""
+    return recorded_monitor({key for job in jobs for key in job.metrics})
+
+
+def ranking_text(best):
+    return f"{'highest' if best.higher_is_better else 'lowest'} best validation {best.metric}".replace(
+        "highest best validation acc", "best validation accuracy")
+
+
 def ranked(jobs):
-    """Best validation accuracy first; jobs without one (failed, unfinished) last, in launch order."""
-    return sorted(jobs, key=lambda job: (-job.metrics.get(BEST.best_key, -math.inf), job.num))
+    """Best first by sweep_monitor (highest validation accuracy, lowest validation RMSE); jobs without one (failed,
+    unfinished) last, in launch order."""
+    best = sweep_monitor(jobs)
+    sign = -1 if best.higher_is_better else 1
+    return sorted(jobs, key=lambda job: (sign * job.metrics.get(best.best_key, -sign * math.inf), job.num))
 
 
 def status_text(job):
@@ -402,7 +422,8 @@ def group_table(summary):
 
 GROUPS_EXPLAINED = (
     "± is the 95% confidence interval of the mean over the seeds (Student's t, n−1 degrees of freedom); "
-    "\"tied\" means Welch's t-test cannot tell the group's best val acc from the best group's at the 5% level "
+    "\"tied\" means Welch's t-test cannot tell the group's best validation value (accuracy, or a regression's "
+    "RMSE) from the best group's at the 5% level "
     "(p ≥ 0.05), \"worse\" that it can (p < 0.05).")
 
 
@@ -419,7 +440,7 @@ def summary_markdown(summary, pictures=()):
     counts = {s: sum(job.status == s for job in jobs) for s in STATUSES}
     lines = [f"# Sweep summary: {summary.sweep_dir}", "",
              f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ". "
-             "Ranked by best validation accuracy.",
+             f"Ranked by {ranking_text(sweep_monitor(jobs))}.",
              ""]
     if common:
         lines += ["Same in every job: `" + " ".join(common) + "`", ""]
@@ -491,17 +512,19 @@ def group_curves(histories):
 
 def plot_curves(summary, path):
     """curves.png: each seed group's curves (mean line, 95% band over its seeds). False when no job has a history."""
-    from trainer.figures import curves_figure
+    from trainer.figures import CURVE_PANELS, REGRESSION_PANELS, curves_figure
 
     histories = [(group, [job.metrics[HISTORY] for job in group.jobs if job.metrics.get(HISTORY)])
                  for group in summary.groups]
     series = [(group.name, group_curves(runs)) for group, runs in histories if runs]
     if not series:
         return False
-    title = "ranked by best val acc"
+    best = sweep_monitor(summary.jobs)
+    title = f"ranked by {ranking_text(best)}"
     if any(len(runs) > 1 for _, runs in histories):
         title += "\nline: mean over seeds\nband: 95% CI of the mean (Student's t)"
-    curves_figure(series, legend_title=title).savefig(path, dpi=80)
+    panels = CURVE_PANELS if best is BEST else REGRESSION_PANELS
+    curves_figure(series, legend_title=title, panels=panels).savefig(path, dpi=80)
     return True
 
 

@@ -26,6 +26,28 @@ class Mistake:
     predicted_name: str = ""
 
 
+@dataclass
+class Miss:
+    """One row of a regression's top_losses.csv: the test sample's position, its targets and the predictions (in
+    the targets' own units; several values joined by spaces), the absolute error (summed over targets) and the loss."""
+    index: int
+    target: str
+    prediction: str
+    abs_error: float
+    loss: float
+
+
+@torch.inference_mode()
+def worst_predictions(objective, outputs, targets, *, k=TOP_LOSSES):
+    """A regression's k test samples with the highest loss, highest first (indices as in `worst`)."""
+    losses = objective.per_sample(outputs, targets).float()
+    predictions = objective.predict(outputs.float())
+    text = lambda values: " ".join(f"{v:.6g}" for v in values.tolist())
+    return [Miss(index=i * distributed.world_size(), target=text(targets[i]), prediction=text(predictions[i]),
+                 abs_error=float((predictions[i] - targets[i]).abs().sum()), loss=float(losses[i]))
+            for i in losses.argsort(descending=True, stable=True)[:k].tolist()]
+
+
 @torch.inference_mode()
 def worst(objective, logits, labels, *, classes=None, k=TOP_LOSSES):
     """The k samples with the highest loss, highest first. Under torchrun, rank 0's share of the test split (every
@@ -53,12 +75,15 @@ def record(parts, test, *, tracker, step):
     if not distributed.is_main() or "logits" not in test:  # an empty test split has nothing to list
         return
     device = parts.runtime.device
-    rows = worst(parts.objective, test["logits"].to(device), test["labels"].to(device), classes=parts.classes)
+    outputs, labels = test["logits"].to(device), test["labels"].to(device)
+    regression = parts.objective.log_probabilities is None
+    rows = (worst_predictions(parts.objective, outputs, labels) if regression
+            else worst(parts.objective, outputs, labels, classes=parts.classes))
     with open(tracker.run_dir / f"{FILE_NAME}.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([field.name for field in fields(Mistake)])
+        writer.writerow([field.name for field in fields(Miss if regression else Mistake)])
         writer.writerows(astuple(row) for row in rows)
-    if len(parts.cfg.data.shape) == 3:  # images: C, H, W
+    if len(parts.cfg.data.shape) == 3 and not regression:  # images: C, H, W
         from trainer.figures import top_losses_figure
 
         images = [parts.splits.test[row.index][0] for row in rows]

@@ -14,9 +14,9 @@ from trainer.interrupt import Interrupted, StopOnSignal
 from trainer.logs import log
 from trainer.loop import evaluate, train_one_epoch
 from trainer.lr_find import settle_lr
-from trainer.metrics import (ACC, BEST, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX,
-                             GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, NLL, PER_CLASS_ACC, TEST, TRAIN, VAL,
-                             WALL_TIME, NonFinite, RunningMetrics, check_finite, pass_results, pass_tags,
+from trainer.metrics import (ACC, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX, GRAD_NORM_MEAN,
+                             HISTORY, LOSS, LR, MAX_GRAD_NORM, PER_CLASS_ACC, R2, RMSE, TEST, TRAIN, VAL,
+                             WALL_TIME, NonFinite, check_finite, monitor_for, pass_results, pass_tags, result_line,
                              per_class_accuracy, result_key, tag, weights_are_finite)
 from trainer.optim import current_lr
 from trainer.tracking import Tracker, job_hparams
@@ -87,8 +87,9 @@ def train(cfg, place, *, overrides=()):
     metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - started, chosen_lr=chosen_lr)
     if distributed.is_main():  # under torchrun only rank 0 writes
         rundir.write_json(metrics, run_dir / "metrics.json")
-        log.info(f"test acc {test[ACC]:.4f}  loss {test[LOSS]:.4f}  nll {test[NLL]:.4f}  ece {test[ECE]:.4f}  "
-                 f"(best val acc {progress.best_value:.4f} at epoch {progress.best_epoch})  -> {run_dir}")
+        best = monitor_for(parts.cfg.data)
+        log.info(f"test {result_line(test)}  (best val {best.metric} {progress.best_value:.4f} at epoch "
+                 f"{progress.best_epoch})  -> {run_dir}")
     return metrics
 
 
@@ -120,14 +121,16 @@ def fit_epoch(parts, progress, epoch, *, out, stop):
     out.tracker.scalars(row, epoch)
     parts.schedule.after_epoch(row)
     if distributed.is_main():
-        log.info(f"epoch {epoch}/{epochs}  train loss {trained[LOSS]:.4f} acc {trained[ACC]:.4f}  "
-                 f"val loss {val[LOSS]:.4f} acc {val[ACC]:.4f}  lr {lr:.3g}")
+        shown = ACC if ACC in val else RMSE
+        log.info(f"epoch {epoch}/{epochs}  train loss {trained[LOSS]:.4f} {shown} {trained[shown]:.4f}  "
+                 f"val loss {val[LOSS]:.4f} {shown} {val[shown]:.4f}  lr {lr:.3g}")
     # checkpoint (metrics are summed over ranks, so every rank agrees on `improved`)
     if not weights_are_finite(parts.model):
         raise NonFinite("weights", "nan or inf", len(parts.loaders.train))
-    improved = BEST.improved(row[BEST.tag], progress.best_value)
+    best = monitor_for(parts.cfg.data)
+    improved = best.improved(row[best.tag], progress.best_value)
     if improved:
-        progress.best_value, progress.best_epoch = row[BEST.tag], epoch
+        progress.best_value, progress.best_epoch = row[best.tag], epoch
     progress.epoch, progress.step, progress.partial = epoch, 0, None
     progress.global_step = epoch * len(parts.loaders.train)
     progress.history = [*progress.history, {"epoch": epoch, **row}]
@@ -139,7 +142,7 @@ def train_epoch(parts, progress, epoch, *, out, stop):
     the step reached in last.pt and raises Interrupted."""
     steps = len(parts.loaders.train)
     steps_before = (epoch - 1) * steps
-    metrics = RunningMetrics(parts.runtime.device)
+    metrics = parts.objective.new_metrics(parts.runtime.device, evaluation=False)
     if progress.partial is not None:
         metrics.load_state_dict(progress.partial)
     step = train_one_epoch(
@@ -167,7 +170,7 @@ def test_best(parts, progress, *, out, chosen_lr=None):
     parts.model.load_state_dict(checkpoint.load(out.best)["model"])
     test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test",
                     keep_outputs=True)
-    final = {**pass_tags(TEST, test), BEST.best_key: progress.best_value,
+    final = {**pass_tags(TEST, test), monitor_for(parts.cfg.data).best_key: progress.best_value,
              **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
     out.tracker.scalars(final, epochs)
     draw_test(parts, test, out=out, step=epochs)
@@ -178,8 +181,14 @@ def test_best(parts, progress, *, out, chosen_lr=None):
 def draw_test(parts, test, *, out, step):
     """The test split's pictures: the confusion matrix, the reliability diagram (also reliability.png) and the top
     losses (top_losses.csv, and top_losses.png for images)."""
-    from trainer.figures import confusion_figure, reliability_figure  # matplotlib: only once there is a result
+    from trainer.figures import confusion_figure, predictions_figure, reliability_figure  # matplotlib: only now
 
+    if "confusion" not in test:  # regression: predictions against targets instead
+        predictions = parts.objective.predict(test["logits"].float())
+        out.tracker.figure("predictions/test", predictions_figure(predictions, test["labels"], "test split",
+                                                                  r2=test[R2]), step, save_as="predictions.png")
+        top_losses.record(parts, test, tracker=out.tracker, step=step)
+        return
     out.tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), step)
     out.tracker.figure("reliability/test", reliability_figure(test["calibration"], "test split", ece=test[ECE]),
                        step, save_as="reliability.png")
@@ -189,9 +198,11 @@ def draw_test(parts, test, *, out, step):
 def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
     """metrics.json of a training run."""
     norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
-    return {**pass_results(TEST, test), CALIBRATION: test["calibration"],
-            BEST.best_key: progress.best_value, BEST_EPOCH: progress.best_epoch, EPOCHS: cfg.trainer.epochs,
-            result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
-            PER_CLASS_ACC: per_class_accuracy(test["confusion"]), WALL_TIME: round(wall_time_s, 3),
+    classes = {CALIBRATION: test["calibration"], PER_CLASS_ACC: per_class_accuracy(test["confusion"])} if (
+        "confusion" in test) else {}
+    return {**pass_results(TEST, test), **classes,
+            monitor_for(cfg.data).best_key: progress.best_value, BEST_EPOCH: progress.best_epoch,
+            EPOCHS: cfg.trainer.epochs, result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
+            WALL_TIME: round(wall_time_s, 3),
             MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history,
             **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
