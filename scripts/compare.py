@@ -10,6 +10,7 @@ reliability_overlay.png are copied next to the page, into docs/compare/. Every s
 ranking is written from the runs, so the page says what this code, on this machine, actually did.
 """
 import argparse
+import math
 import os
 import platform
 import shutil
@@ -22,9 +23,9 @@ import torch
 import yaml
 
 from trainer.config import override_key
-from trainer.metrics import ACC, BEST, ECE, MAX_GRAD_NORM, NLL, TEST, CHOSEN_LR, result_key
+from trainer.metrics import ACC, BEST, CHOSEN_LR, ECE, MAE, MAX_GRAD_NORM, NLL, R2, RMSE, TEST, result_key
 from trainer.sweep import (CURVES, EPOCHS_TO_TARGET, GROUPS_EXPLAINED, RELIABILITY, group_table, markdown_table,
-                           read_summary, target_line)
+                           ranking_text, read_summary, sweep_monitor, target_line)
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_ACC, TEST_NLL, TEST_ECE = result_key(TEST, ACC), result_key(TEST, NLL), result_key(TEST, ECE)
@@ -45,6 +46,8 @@ def parse_args(argv):
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the sweeps go (default outputs/compare/DATE_TIME); must not exist unless --reuse")
     parser.add_argument("--reuse", action="store_true", help="write the page from the sweeps already in --runs")
+    parser.add_argument("--no-regression", dest="regression", action="store_false",
+                        help="leave out the regression sweeps (mse, l1, huber, msle on outliers, a heavy tail, diabetes)")
     return parser.parse_args(argv)
 
 
@@ -111,8 +114,13 @@ def ranking_paragraph(summary):
     tied = [g for g in summary.groups if g.verdict == "tied"]
     worse = [g for g in summary.groups if g.verdict == "worse"]
     untested = [g for g in summary.groups if g.verdict is None]
-    text = (f"`{top.name}` has the best mean validation accuracy ({fmt(mean(top, BEST.best_key), '{:.4f}')}, "
-            f"test accuracy {fmt(mean(top, TEST_ACC), '{:.4f}')}). Statistically tied with it (Welch's t-test, "
+    best = sweep_monitor(summary.jobs)
+    if best is BEST:
+        standing = (f"the best mean validation accuracy ({fmt(mean(top, BEST.best_key), '{:.4f}')}, test accuracy "
+                    f"{fmt(mean(top, TEST_ACC), '{:.4f}')})")
+    else:
+        standing = f"the {ranking_text(best)} ({fmt(mean(top, best.best_key), '{:.4g}')})"
+    text = (f"`{top.name}` has {standing}. Statistically tied with it (Welch's t-test, "
             f"p ≥ 0.05): {names(tied)}. Below it beyond the seeds' noise (p < 0.05): {names(worse)}.")
     if untested:
         text += f" Too few finished seeds to test: {names(untested)}."
@@ -300,6 +308,48 @@ def comparison_section(clean, noisy):
     return lines + ([paragraph, ""] if paragraph else [])
 
 
+# --- regression: the seeds' claims about MSE, MAE, Huber and MSLE ------------------------------------------------
+
+# (folder, title, overrides, losses, the seeds' claim the section checks)
+REGRESSION = (
+    ("outliers", "Regression with 20% outlier targets",
+     ["data=synthetic_regression", "data.source.outlier_fraction=0.2"], "mse,l1,huber",
+     "MAE gives a prediction far off less penalty than MSE, so gross errors in the training targets should pull an "
+     "MAE or Huber model less: lower test MAE on the clean test split"),
+    ("heavy_tail", "Regression with a heavy-tailed, positive target",
+     ["data=synthetic_regression", "data.source.heavy_tail=true", "data.source.noise=0.5"], "mse,l1,huber,msle",
+     "MSLE softens the penalty when prediction and target are both large, for targets with a large spread"),
+    ("diabetes", "Regression on diabetes", ["data=diabetes"], "mse,l1,huber,msle",
+     "MSE and MAE for a real value; on real data the seeds make no ranking claim"),
+)
+TEST_RMSE, TEST_MAE, TEST_R2 = result_key(TEST, RMSE), result_key(TEST, MAE), result_key(TEST, R2)
+
+
+def regression_overrides(args, overrides, losses):
+    return ["model=mlp", f"loss={losses}", f"seed=range({args.seeds})", "optimizer.lr=auto", "trainer.epochs=20",
+            *overrides]
+
+
+def regression_section(title, summary, claim, pictures):
+    groups = by_loss(summary)
+    lines = sweep_section(title, summary, pictures)
+    numbers = "; ".join(f"`{loss}` MAE {fmt(mean(g, TEST_MAE), '{:.4g}')}, RMSE {fmt(mean(g, TEST_RMSE), '{:.4g}')}, "
+                        f"R² {fmt(mean(g, TEST_R2))}" for loss, g in groups.items())
+    best_mae = min(groups, key=lambda loss: mean(groups[loss], TEST_MAE) or math.inf, default=None)
+    lines += [f"**The seeds' claim.** {claim}. Test means over the seeds: {numbers}. Lowest test MAE: "
+              f"`{best_mae}`; ranked by validation RMSE: `{summary.groups[0].name.removeprefix('loss=')}` first.", ""]
+    return lines
+
+
+def regression_sections(runs, pictures_dir):
+    lines = []
+    for name, title, _, _, claim in REGRESSION:
+        if (runs / name / "summary.md").is_file():
+            summary = read_summary(runs / name)
+            lines += regression_section(title, summary, claim, copy_pictures(summary, pictures_dir, name))
+    return lines
+
+
 def page(runs, *, pictures_dir, argv):
     """The whole of docs/compare.md, from the sweeps in `runs` (clean/, and noisy/ when it was run)."""
     sweeps = {name: read_summary(runs / name) for name in ("clean", "noisy") if (runs / name / "summary.md").is_file()}
@@ -317,6 +367,7 @@ def page(runs, *, pictures_dir, argv):
         noisy = sweeps["noisy"]
         lines += sweep_section(f"With `{condition_of(clean, noisy)}`", noisy, copy_pictures(noisy, pictures_dir, "noisy"))
         lines += comparison_section(clean, noisy)
+    lines += regression_sections(runs, pictures_dir)
     return "\n".join(lines)
 
 
@@ -341,6 +392,9 @@ def main(argv=None):
         runs.mkdir(parents=True)
         for name, condition in conditions.items():
             run_sweep(runs / name, sweep_overrides(args, condition))
+    for name, _, overrides, losses, _ in REGRESSION:  # also with --reuse: sweeps a folder does not have yet
+        if args.regression and not (runs / name).exists():
+            run_sweep(runs / name, regression_overrides(args, overrides, losses))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(page(runs, pictures_dir=args.out.parent / args.out.stem, argv=command_line(argv)))
     print(f"wrote {args.out} from the sweeps in {runs}")

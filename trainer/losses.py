@@ -58,7 +58,7 @@ class Objective(nn.Module):
     criterion for regression. A loss config leaves `input` (classification) or
     `regression` null for the task it does not fit (trainer.assemble.check_task says so before anything is built)."""
 
-    def __init__(self, criterion, input, target, num_classes, probabilities="softmax", task=CLASSIFICATION,
+    def __init__(self, criterion, input, target, num_classes, probabilities="softmax", *, task=CLASSIFICATION,
                  regression=None, target_stats=None, regression_criterion=None):
         super().__init__()
         for key, value, known in (("input", input, INPUTS), ("target", target, TARGETS),
