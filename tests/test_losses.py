@@ -2,10 +2,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from hydra.utils import instantiate
 from torch import nn
 
-from tests.conftest import compose_config, options
+from tests.conftest import CONF, compose_config, options
 from trainer.errors import UserError
 from trainer.losses import Objective
 
@@ -81,7 +82,24 @@ def test_mse_compares_softmax_probabilities_with_onehot_targets(batch):
     torch.testing.assert_close(mse(logits, labels), expected)
 
 
-@pytest.mark.parametrize("option", options("loss"))
+def fitting(task_key):
+    """The loss options whose YAML fills `task_key` (input: classification; regression: regression)."""
+    return [o for o in options("loss") if (yaml.safe_load((CONF / "loss" / f"{o}.yaml").read_text()) or {}).get(
+        task_key) is not None]
+
+
+@pytest.mark.parametrize("option", fitting("regression"))
+def test_every_regression_loss_gives_a_finite_scalar_with_gradients_and_per_sample_losses(option):
+    objective = instantiate(compose_config(["data=synthetic_regression", f"loss={option}"]).loss)
+    outputs = torch.randn(6, 1, dtype=torch.float32, requires_grad=True)
+    targets = torch.rand(6, 1) * 5  # positive: msle's log(1 + y) is defined
+    loss = objective(outputs, targets)
+    loss.backward()
+    assert loss.dim() == 0 and torch.isfinite(loss) and outputs.grad.abs().sum() > 0
+    torch.testing.assert_close(objective.per_sample(outputs.detach(), targets).mean(), loss.detach())
+
+
+@pytest.mark.parametrize("option", fitting("input"))
 def test_every_loss_option_gives_a_finite_scalar_with_gradients(option, batch):
     logits, labels = batch
     objective = instantiate(compose_config([f"loss={option}"]).loss)
@@ -115,7 +133,7 @@ def test_focal_is_torchvisions_sigmoid_focal_loss_summed_over_classes_and_averag
     torch.testing.assert_close(plain(logits, labels), F.binary_cross_entropy_with_logits(logits, onehot) * 10)
 
 
-@pytest.mark.parametrize("option", options("loss"))
+@pytest.mark.parametrize("option", fitting("input"))
 def test_every_loss_declares_how_its_logits_become_probabilities_that_sum_to_one(option, batch):
     logits, labels = batch
     objective = instantiate(compose_config([f"loss={option}"]).loss)
@@ -139,7 +157,7 @@ def test_the_nll_of_ce_and_nll_is_their_loss(option, batch):
     torch.testing.assert_close(nll, objective(logits, labels))
 
 
-@pytest.mark.parametrize("option", options("loss"))
+@pytest.mark.parametrize("option", fitting("input"))
 def test_per_sample_losses_average_to_the_batch_loss(option, batch):
     logits, labels = batch
     objective = instantiate(compose_config([f"loss={option}"]).loss)

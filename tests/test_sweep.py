@@ -77,13 +77,13 @@ def test_summary_ranks_jobs_by_best_val_acc_then_jobs_without_one_in_launch_orde
     text, jobs = summarize(loss_sweep)
     table = table_rows(text)
     assert [row[1] for row in table] == ["loss=nll", "loss=ce", "loss=bce", "loss=mse"]
-    assert header(text) == ["rank", "overrides", "status", "best val acc", "best epoch", "test acc", "test NLL",
-                            "test ECE", "test loss", "train loss", "max grad norm", "epochs to target", "epochs",
-                            "wall time (s)"]  # no lr column: no job chose its rate (optimizer.lr=auto)
-    # an older job without the new metrics shows "–"; it reached 0.95 x 0.6 (the best val acc) in epoch 2
-    assert table[0][2:] == ["done", "0.9000", "2", "0.8800", "–", "–", "0.5000", "0.4000", "–", "2", "2", "2.5"]
+    # no lr column: no job chose its rate (optimizer.lr=auto); no NLL, ECE or regression columns: no job has them
+    assert header(text) == ["rank", "overrides", "status", "best val acc", "best epoch", "test acc", "test loss",
+                            "train loss", "max grad norm", "epochs to target", "epochs", "wall time (s)"]
+    # an older job without the gradient norm shows "–"; it reached 0.95 x 0.6 (the best val acc) in epoch 2
+    assert table[0][2:] == ["done", "0.9000", "2", "0.8800", "0.5000", "0.4000", "–", "2", "2", "2.5"]
     assert table[3][2] == "failed: the training loss became nan in epoch 1: lower optimizer.lr"  # first line only
-    assert table[2][2] == "unfinished" and table[2][3:] == ["–"] * 10 + ["–"]
+    assert table[2][2] == "unfinished" and table[2][3:] == ["–"] * 9
     assert "4 jobs: 2 done, 1 failed, 1 unfinished" in text
     assert "Same in every job: `trainer.epochs=2`" in text
     assert (loss_sweep / "summary.md").read_text() == text

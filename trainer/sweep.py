@@ -350,7 +350,8 @@ def ranked(jobs):
     unfinished) last, in launch order."""
     best = sweep_monitor(jobs)
     sign = -1 if best.higher_is_better else 1
-    return sorted(jobs, key=lambda job: (sign * job.metrics.get(best.best_key, -sign * math.inf), job.num))
+    value = lambda job: job.metrics.get(best.best_key)
+    return sorted(jobs, key=lambda job: (sign * value(job) if is_number(value(job)) else math.inf, job.num))
 
 
 def status_text(job):
