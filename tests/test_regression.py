@@ -56,6 +56,8 @@ def test_every_regression_loss_with_every_optimizer_composes_and_learns(tmp_path
     (["data=synthetic_regression", "model=mlp", "loss=msle"], "loss=msle takes log(1 + target), and "
                                                               "data=synthetic_regression has training targets down to"),
     (["data=diabetes", "model=mlp", "loss=mse", "data.label_noise=0.2"], "data.label_noise=0.2 replaces class labels"),
+    (["data=diabetes", "model=mlp", "loss=mse", "data.best=acc"], "data.best=acc is not a regression metric: use "
+                                                                  "data.best=rmse"),
 ])
 def test_a_loss_that_does_not_fit_the_task_is_one_sentence_before_training(tmp_path, args, says):
     result = run_cli(tmp_path, *args, "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}")

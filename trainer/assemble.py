@@ -20,7 +20,7 @@ from trainer.data import (Splits, augmented, cache_splits, channel_statistics, c
 from trainer.device import Runtime, build_runtime
 from trainer.errors import UserError, first_line
 from trainer.logs import log
-from trainer.metrics import CLASSIFICATION, REGRESSION
+from trainer.metrics import CLASSIFICATION, MAE, R2, REGRESSION, RMSE
 from trainer.optim import build_optimizer, build_schedule
 from trainer.speed import prepare_model
 
@@ -225,6 +225,9 @@ def check_task(cfg):
         loss, data = option_name("loss", cfg.loss), option_name("data", cfg.data)
         raise UserError(f"loss={loss} does not fit {task} data, and data={data} is a {task} set (data.task={task}): "
                         f"use one of {', '.join(f'loss={name}' for name in losses_for(task))}")
+    if task == REGRESSION and cfg.data.get("best", RMSE) not in (RMSE, MAE, R2):
+        raise UserError(f"data.best={cfg.data.best} is not a regression metric: use data.best=rmse, data.best=mae "
+                        "(lowest is best) or data.best=r2 (highest)")
     if task == REGRESSION and cfg.data.get("label_noise", 0):
         raise UserError(f"data.label_noise={cfg.data.label_noise} replaces class labels, and data="
                         f"{option_name('data', cfg.data)} is a regression set: leave data.label_noise=0")
