@@ -24,8 +24,11 @@ import yaml
 
 from trainer.config import override_key
 from trainer.metrics import ACC, BEST, CHOSEN_LR, ECE, MAE, MAX_GRAD_NORM, NLL, R2, RMSE, TEST, result_key
-from trainer.sweep import (CURVES, EPOCHS_TO_TARGET, GROUPS_EXPLAINED, RELIABILITY, group_table, markdown_table,
-                           ranking_text, read_summary, sweep_monitor, target_line)
+from trainer.sweep import read_summary
+from trainer.sweep.columns import EPOCHS_TO_TARGET
+from trainer.sweep.pictures import CURVES, RELIABILITY
+from trainer.sweep.report import GROUPS_EXPLAINED, group_table, markdown_table, target_line
+from trainer.sweep.summary import ranking_text, sweep_monitor
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_ACC, TEST_NLL, TEST_ECE = result_key(TEST, ACC), result_key(TEST, NLL), result_key(TEST, ECE)

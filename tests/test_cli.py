@@ -73,22 +73,6 @@ def test_single_run_with_a_diverging_loss_exits_2_with_one_sentence_and_status_j
     assert json.loads(status.read_text())["status"] == "diverged"
 
 
-def test_a_non_editable_install_ships_the_config_inside_the_package(tmp_path):
-    target = tmp_path / "site"
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                                "--target", str(target), str(REPO)], capture_output=True, text=True, timeout=300)
-    assert installed.returncode == 0, installed.stderr[-2000:]
-    assert (target / "trainer" / "conf" / "loss" / "nll.yaml").is_file()
-    env = {"PYTHONPATH": str(target)}
-    shown = subprocess.run([sys.executable, "-m", "trainer", "--cfg", "job", "loss=nll"], cwd=tmp_path,
-                           env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
-    assert shown.returncode == 0, shown.stderr
-    assert "_target_: torch.nn.NLLLoss" in shown.stdout
-    where = subprocess.run([sys.executable, "-c", "import trainer.config as c; print(c.config_dir())"], cwd=tmp_path,
-                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
-    assert where.stdout.strip() == str(target / "trainer" / "conf")
-
-
 def test_help_does_not_import_torch(tmp_path):
     probe = subprocess.run([sys.executable, "-c", "import sys, trainer.cli; print('torch' in sys.modules)"],
                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},

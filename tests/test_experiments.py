@@ -11,8 +11,8 @@ from torchvision import transforms
 
 from tests.conftest import compose_config, options, run
 from tests.datafiles import write_cifar10
-from trainer import checkpoint
-from trainer.assemble import assemble
+from trainer.run import checkpoint
+from trainer.run.assemble import assemble
 from trainer.data import epoch_batches, make_loader, split_indices
 
 # What each preset must set: (config key, value). A new preset needs its entry here.
@@ -26,7 +26,7 @@ EXPECTED = {
     },
     "cifar10_resnet18_transfer": {
         "data.source.dataset._target_": "torchvision.datasets.CIFAR10",
-        "model._target_": "trainer.transfer.TransferModel", "model.arch": "resnet18", "model.weights": "DEFAULT",
+        "model._target_": "trainer.models.TransferModel", "model.arch": "resnet18", "model.weights": "DEFAULT",
         "model.freeze_backbone": True, "model.cache_features": "auto", "model.num_classes": 10,
         "loss.criterion._target_": "torch.nn.CrossEntropyLoss", "data.image_size": None, "data.mean": None,
         "data.augment": False,

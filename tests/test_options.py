@@ -9,7 +9,7 @@ import torchvision
 
 from tests.conftest import CONF, compose_config, options, run
 from tests.datafiles import write_cifar10, write_mnist, write_pngs
-from trainer.assemble import assemble
+from trainer.run.assemble import assemble
 from trainer.data import labels_of
 
 # hparams_search configures Hydra's sweeper, not the run: tests/test_sweep.py runs every option of it as a sweep

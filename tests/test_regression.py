@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tests.conftest import compose_config, options, run, run_cli
-from trainer.assemble import assemble
+from trainer.run.assemble import assemble
 from trainer.data import diabetes
 from trainer.losses import Objective
-from trainer.metrics import RegressionScores
+from trainer.metrics.scores import RegressionScores
 
 OUTLIERS = ["data=synthetic_regression", "model=mlp", "data.source.outlier_fraction=0.2", "trainer.epochs=20",
             "trainer.progress=false", "trainer.device=cpu"]

@@ -15,15 +15,17 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from trainer import resume_sweep, rundir
 from trainer.config import config_dir, validate
 from trainer.errors import Exit, UserError
-from trainer.interrupt import Interrupted
 from trainer.logs import RunLog, log
+from trainer.metrics import ACC, TEST, recorded_monitor, result_key
+from trainer.run import rundir
+from trainer.run.interrupt import Interrupted
+from trainer.sweep import resume as resume_sweep
 
 # mode -> the function that runs it, imported when chosen so that `train --help` does not wait for torch
-MODES = {"train": "trainer.train:train", "eval": "trainer.evaluation:evaluate_checkpoint",
-         "lr_find": "trainer.lr_find:run_lr_find"}
+MODES = {"train": "trainer.run.train:train", "eval": "trainer.run.evaluation:evaluate_checkpoint",
+         "lr_find": "trainer.run.lr_find:run_lr_find"}
 USER_MISTAKE, FAILED = 2, 1
 
 
@@ -64,15 +66,13 @@ def run(cfg):
         records.close(error)
         return report(error, cfg, overrides, in_sweep=in_sweep)
     records.close()
-    from trainer.metrics import ACC, TEST, recorded_monitor, result_key  # torch is loaded by now
-
     # what a sweeper (e.g. Optuna) optimises: the run's best validation value
     return metrics.get(recorded_monitor(metrics).best_key, metrics.get(result_key(TEST, ACC)))
 
 
 def decide_place(cfg, job, overrides, *, in_sweep):
     """(config, Place) of the run, or (config, None) for a sweep job that is already done. A sweep job whose sweep
-    folder holds an earlier run of it keeps, resumes or runs it again (trainer/resume_sweep.py)."""
+    folder holds an earlier run of it keeps, resumes or runs it again (trainer/sweep/resume.py)."""
     if not in_sweep:
         return cfg, rundir.place(cfg, job.runtime.output_dir)
     plan = resume_sweep.plan_job(cfg, new_dir=job.runtime.output_dir, sweep_dir=job.sweep.dir, num=job.job.num,
@@ -86,7 +86,7 @@ def decide_place(cfg, job, overrides, *, in_sweep):
 
 
 def stop_sweep(job, cfg, *, why):
-    from trainer.sweep import stop_sweep as summarize_so_far  # imports torch: not for `train --help`
+    from trainer.sweep import stop_sweep as summarize_so_far  # matplotlib and SciPy: not for `train --help`
 
     summarize_so_far(job.sweep.dir, why=why, target=cfg.sweep.target)
 
@@ -149,7 +149,7 @@ def main():
     try:
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return run()
-        from trainer import distributed  # imports torch, which `train --help` should not wait for
+        from trainer.runtime import distributed  # imports torch, which `train --help` should not wait for
 
         distributed.start()
         try:

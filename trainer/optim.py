@@ -1,15 +1,19 @@
 """Optimizer and learning-rate schedule, built from the `optimizer` and `scheduler` config groups."""
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
 from trainer.config import build
 from trainer.errors import UserError
 from trainer.metrics import MONITORABLE
 
 
-def trainable_parameters(model):
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     # frozen parameters never reach the optimizer: no state is kept for them and weight decay cannot move them
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def build_optimizer(cfg_optimizer, model):
+def build_optimizer(cfg_optimizer: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = trainable_parameters(model)
     if not params:
         raise UserError("the model has no trainable parameters: unfreeze some (e.g. model.freeze_backbone=false)")
@@ -27,11 +31,11 @@ class Schedule:
     def __init__(self, scheduler, interval, monitor):
         self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
 
-    def after_batch(self):
+    def after_batch(self) -> None:
         if self.scheduler is not None and self.interval == "step":
             self.scheduler.step()
 
-    def after_epoch(self, metrics):
+    def after_epoch(self, metrics: dict) -> None:
         if self.scheduler is None or self.interval != "epoch":
             return
         if self.monitor is None:
@@ -47,7 +51,8 @@ class Schedule:
             self.scheduler.load_state_dict(state)
 
 
-def build_schedule(cfg_scheduler, optimizer, *, steps_per_epoch, epochs):
+def build_schedule(cfg_scheduler: DictConfig, optimizer: torch.optim.Optimizer | None, *, steps_per_epoch: int,
+                   epochs: int) -> "Schedule":
     interval, monitor = cfg_scheduler.interval, cfg_scheduler.monitor
     if interval not in ("step", "epoch"):
         raise UserError(f"scheduler.interval={interval} is not known: use step or epoch")
@@ -61,5 +66,5 @@ def build_schedule(cfg_scheduler, optimizer, *, steps_per_epoch, epochs):
     return Schedule(scheduler, interval, monitor)
 
 
-def current_lr(optimizer):
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
     return optimizer.param_groups[0]["lr"]

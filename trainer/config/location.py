@@ -1,0 +1,48 @@
+"""Where losslab's own config lives (conf/, in a checkout or inside an installed wheel) and what it declares: the
+targets each config path may name, and which option of a group a (stored) config node is."""
+import functools
+from pathlib import Path
+
+import yaml
+
+
+def config_dir() -> Path:
+    """conf/ of the source tree (editable install, checkout), else the copy a wheel ships as trainer/conf."""
+    package = Path(__file__).resolve().parents[1]  # trainer/
+    for candidate in (package.parent / "conf", package / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no conf/config.yaml next to {package}: reinstall losslab")
+
+
+@functools.cache
+def declared_targets() -> frozenset:
+    """{(config path, target)} that losslab's own conf/ declares, e.g. ("loss.criterion", "torch.nn.NLLLoss"): the
+    only targets a config read from a file may name."""
+    found = set()
+    for path in config_dir().rglob("*.yaml"):
+        text = path.read_text()
+        prefix = "" if "@package _global_" in text else ".".join(path.parent.relative_to(config_dir()).parts)
+        found |= targets_in(yaml.safe_load(text) or {}, prefix)
+    return frozenset(found)
+
+
+def targets_in(node: object, path: str) -> set:
+    """{(config path, target)} of every `_target_` in a plain nested container, at any depth."""
+    if isinstance(node, list):
+        return {t for item in node for t in targets_in(item, path)}
+    if not isinstance(node, dict):
+        return set()
+    own = {(path, node["_target_"])} if "_target_" in node else set()
+    return own | {t for key, value in node.items() for t in targets_in(value, f"{path}.{key}".lstrip("."))}
+
+
+def option_of(group: str, node: dict) -> str | None:
+    """The option of a config group whose targets a (stored) node carries, e.g. "image_folder"; None if none."""
+    wanted = targets_in(node, group)
+    for path in sorted((config_dir() / group).glob("*.yaml")):
+        if targets_in(yaml.safe_load(path.read_text()) or {}, group) == wanted:
+            return path.stem
+    return None
+
+

@@ -1,0 +1,132 @@
+"""The loaders that feed a split to the loop. Tensors that sit in memory are served by `TensorLoader` (one indexing
+op per batch, no per-sample Python loop); anything else by a DataLoader that shuffles in the same order, so caching a
+split changes the speed of a run, not its result. A DataLoader worker that dies is one sentence with the fix."""
+import contextlib
+import itertools
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
+
+from trainer.errors import UserError, first_line
+
+
+class TensorLoader:
+    """Batches of in-memory tensors, cut by slicing a (shuffled) index: what a hand-written loop would do.
+
+    A DataLoader over a TensorDataset indexes one sample at a time in Python and collates them, which costs
+    more than a small model's whole step. On a GPU the tensors are moved there once, so a batch costs no copy.
+    Under torchrun each rank serves every `world_size`-th sample of the (shared-seed) order, like a
+    DistributedSampler; when shuffling (training) the order is padded by wrapping around so every rank takes the
+    same number of steps, which DistributedDataParallel needs; otherwise (evaluation) the split is exact.
+    """
+
+    def __init__(self, dataset, *, batch_size, shuffle, generator=None, device=None, rank=0, world_size=1):
+        self.tensors = tuple(t.to(device) for t in dataset.tensors) if device is not None else dataset.tensors
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.rank, self.world_size = rank, world_size
+
+    def _num_samples(self):
+        n = len(self.tensors[0])
+        if self.world_size == 1:
+            return n
+        return -(-n // self.world_size) if self.shuffle else len(range(self.rank, n, self.world_size))
+
+    def __len__(self):
+        return -(-self._num_samples() // self.batch_size)
+
+    def _order(self):
+        """This rank's sample indices for one pass, on the tensors' device; None means all, in order."""
+        n = len(self.tensors[0])
+        if not self.shuffle and self.world_size == 1:
+            return None
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.world_size > 1:
+            if self.shuffle:
+                total = self._num_samples() * self.world_size
+                order = order.repeat(-(-total // n))[:total]
+            order = order[self.rank::self.world_size]
+        return order.to(self.tensors[0].device)
+
+    def __iter__(self):
+        return self.batches()
+
+    def batches(self, skip=0):
+        """This rank's batches for one pass, leaving out the first `skip`."""
+        order = self._order()
+        for start in range(skip * self.batch_size, self._num_samples(), self.batch_size):
+            if order is None:  # contiguous slices are views: no copy at all
+                yield [t[start:start + self.batch_size] for t in self.tensors]
+            else:
+                idx = order[start:start + self.batch_size]
+                yield [t[idx] for t in self.tensors]
+
+
+class Shuffle(Sampler):
+    """A random order of a split drawn as TensorLoader draws it (`randperm` from `generator`), for a DataLoader: a
+    split served from disk comes in the same order as the same split cached in memory. (A DataLoader's own
+    RandomSampler draws from the generator after the DataLoader has taken its workers' base seed from it.)"""
+
+    def __init__(self, size, generator):
+        self.size, self.generator = size, generator
+
+    def __len__(self):
+        return self.size
+
+    def __iter__(self):
+        return iter(torch.randperm(self.size, generator=self.generator).tolist())
+
+
+def make_loader(dataset, *, batch_size, shuffle, num_workers=0, seed=0, pin_memory=False, device=None, rank=0,
+                world_size=1):
+    """The loader for one split; shuffling order follows `seed` so a run is reproducible. In-memory tensors are
+    moved to a CUDA `device` once; `rank`/`world_size` shard the split for a torchrun run (trainer/runtime/distributed.py)."""
+    generator = torch.Generator().manual_seed(seed)
+    if isinstance(dataset, TensorDataset):
+        on_gpu = device if device is not None and torch.device(device).type == "cuda" else None
+        return TensorLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, device=on_gpu, rank=rank,
+                            world_size=world_size)
+    sampler = Shuffle(len(dataset), torch.Generator().manual_seed(seed)) if shuffle else None
+    if world_size > 1:
+        # evaluation splits exactly (no sample twice); training pads so every rank takes as many steps
+        sampler = (DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed) if shuffle
+                   else range(rank, len(dataset), world_size))
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, generator=generator,
+        pin_memory=pin_memory, persistent_workers=num_workers > 0,
+    )
+
+
+def epoch_batches(loader, seed, epoch, skip=0):
+    """The loader's batches for `epoch`, leaving out the first `skip` (those a run interrupted mid-epoch already
+    trained on). The shuffle order depends only on (seed, epoch), not on what ran before, so a resumed run sees
+    exactly the batches an uninterrupted one would."""
+    sampler = getattr(loader, "sampler", None)
+    # the loader's own generator (TensorLoader's order; a DataLoader's worker seeds) and a Shuffle's
+    for generator in (getattr(loader, "generator", None), getattr(sampler, "generator", None)):
+        if generator is not None:
+            generator.manual_seed(seed * 100_003 + epoch)
+    if hasattr(sampler, "set_epoch"):  # a DistributedSampler (torchrun) seeds its shuffle with seed + epoch
+        sampler.set_epoch(epoch)
+    if isinstance(loader, TensorLoader):
+        return loader.batches(skip)
+    return itertools.islice(loader, skip, None)  # a DataLoader still loads the skipped batches, once
+
+
+def reader(dataset, num_workers):
+    """One pass over a dataset in order, in batches of 256. Its own generator: a DataLoader draws its workers' seed
+    from the global one otherwise, which would change the model's initialisation that follows."""
+    return DataLoader(dataset, batch_size=256, num_workers=num_workers, generator=torch.Generator())
+
+
+@contextlib.contextmanager
+def worker_failures_explained():
+    """A DataLoader worker that died (out of memory, a crashing library) as one sentence with the fix."""
+    try:
+        yield
+    except RuntimeError as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        raise UserError(f"a DataLoader worker failed ({first_line(error)}): run with data.num_workers=0 to see the "
+                        "error in the main process") from None

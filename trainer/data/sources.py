@@ -1,0 +1,69 @@
+"""Datasets held in memory as tensors: the tables and images scikit-learn ships (digits, iris, diabetes), and
+generated data for smoke tests, benchmarks and the loss experiments (synthetic, synthetic_regression). Each is a
+data config's `source` and returns `Splits`."""
+from dataclasses import replace
+
+import torch
+from torch.utils.data import TensorDataset
+
+from trainer.data.splits import Splits, split_tensors
+from trainer.errors import UserError
+
+
+def digits(*, val_fraction: float, test_fraction: float, seed: int, split: str = "random") -> Splits:
+    """scikit-learn's 8x8 handwritten digits: 1797 images [1, 8, 8] in [0, 1], 10 classes."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values are 0..16
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    return split_tensors(x, y, val_fraction, test_fraction, seed, method=split)
+
+
+def iris(*, val_fraction: float, test_fraction: float, seed: int, split: str = "random") -> Splits:
+    """Fisher's iris: 150 rows of 4 measurements (cm), 3 classes."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    x = torch.tensor(bunch.data, dtype=torch.float32)
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    # measurements in cm on different scales: data.normalize standardises them with the training split's statistics
+    return split_tensors(x, y, val_fraction, test_fraction, seed, method=split)
+
+
+def synthetic(*, shape: list[int], num_classes: int, num_samples: int, noise: float, val_fraction: float,
+              test_fraction: float, seed: int, split: str = "random") -> Splits:
+    """Each class is a fixed random pattern; a sample is its class pattern plus Gaussian noise of std `noise`."""
+    if num_classes < 2 or num_samples < num_classes:
+        raise UserError("data=synthetic needs data.num_classes >= 2 and data.source.num_samples >= data.num_classes")
+    generator = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(num_classes, *shape, generator=generator)
+    y = torch.arange(num_samples) % num_classes
+    x = patterns[y] + noise * torch.randn(num_samples, *shape, generator=generator)
+    return split_tensors(x, y, val_fraction, test_fraction, seed, method=split)
+
+
+def diabetes(*, val_fraction: float, test_fraction: float, seed: int) -> Splits:
+    """scikit-learn's diabetes set: 442 rows of 10 features, one target (a disease-progression score, 25 to 346)."""
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True, scaled=False)  # data.normalize standardises with the training split
+    return split_tensors(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32).unsqueeze(1),
+                         val_fraction, test_fraction, seed)
+
+
+def synthetic_regression(*, num_features: int, num_samples: int, noise: float, outlier_fraction: float,
+                         heavy_tail: bool, val_fraction: float, test_fraction: float, seed: int) -> Splits:
+    """y = w.x + noise (or exp of it with `heavy_tail`), x standard normal; a fraction of the training targets is
+    replaced by gross errors, the validation and test targets stay clean."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_samples, num_features, generator=generator)
+    w = torch.randn(num_features, generator=generator) / num_features ** 0.5
+    y = x @ w + noise * torch.randn(num_samples, generator=generator)
+    y = (y.exp() if heavy_tail else y).unsqueeze(1)
+    splits = split_tensors(x, y, val_fraction, test_fraction, seed)
+    x_train, y_train = splits.train.tensors
+    bad = torch.rand(len(y_train), generator=generator) < outlier_fraction
+    signs = torch.randint(0, 2, (len(y_train), 1), generator=generator) * 2 - 1
+    y_train = torch.where(bad.unsqueeze(1), y_train + signs * 10 * y.std(), y_train)
+    return replace(splits, train=TensorDataset(x_train, y_train))

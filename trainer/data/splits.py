@@ -1,0 +1,151 @@
+"""A dataset's three splits and how they are cut: `Splits`, the seeded shuffle that cuts a dataset into train,
+validation and test, the class count, and the checks that the splits can train and measure a model."""
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from trainer.errors import UserError
+
+
+@dataclass
+class Splits:
+    train: Dataset | None  # None: left out (mode=eval builds the test split's loader only)
+    val: Dataset | None
+    test: Dataset
+    classes: list | None = None  # class names, for datasets that have them (image folders, torchvision sets)
+    image_size: int | None = None  # image sources: the side images are decoded to (data.image_size, or their own)
+    augment: object = None  # image sources: a random transform of a training input, applied on access
+
+
+SPLIT_METHODS = ("stratified", "random")  # data.split
+MIN_TO_STRATIFY = 3  # samples a class needs for one in each of train, val and test
+
+
+def split_indices(n: int, val_fraction: float | None, test_fraction: float | None, seed: int, *,
+                  labels: torch.Tensor | None = None, method: str = "random"
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train, val, test) indices into 0..n-1; the same seed always gives the same split. A fraction of None leaves
+    that part empty, for datasets that bring their own val or test split.
+
+    method "random" shuffles 0..n-1 once with `seed` and cuts off test, then val (how losslab split before it
+    stratified, and still splits regression data). "stratified" (`labels` [n] given) cuts every class in the same
+    fractions (stratified_indices), so a rare class is not left out of validation or test by chance.
+
+    Raises:
+        UserError: a fraction outside (0, 1), fractions that leave nothing to train on, or an empty val or test split.
+    """
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if value is not None and not 0 < value < 1:
+            raise UserError(f"data.source.{key}={value} must be between 0 and 1 (exclusive)")
+    val_fraction, test_fraction = val_fraction or 0, test_fraction or 0
+    if val_fraction + test_fraction >= 1:
+        raise UserError("data.source.val_fraction + data.source.test_fraction must leave data to train on (sum < 1)")
+    if method == "stratified" and labels is not None:
+        parts = stratified_indices(torch.as_tensor(labels), val_fraction, test_fraction, seed)
+    else:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+        parts = order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
+    for key, value, taken in (("val_fraction", val_fraction, parts[1]), ("test_fraction", test_fraction, parts[2])):
+        if value and not len(taken):
+            raise UserError(f"data.source.{key}={value} of {n} samples leaves the {key.split('_')[0]} split empty: "
+                            f"set data.source.{key} to at least {1 / n:.3g} or give the dataset more samples")
+    if not len(parts[0]):
+        raise UserError(f"data.source.val_fraction and data.source.test_fraction leave none of {n} samples to train "
+                        "on: lower them or give the dataset more samples")
+    return parts
+
+
+def stratified_indices(labels: torch.Tensor, val_fraction: float, test_fraction: float, seed: int
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each class's samples shuffled with `seed` (one generator, classes in label order) and cut into test, val and
+    train by class_counts; each split's indices sorted, so a split keeps the dataset's order."""
+    generator = torch.Generator().manual_seed(seed)
+    train, val, test = [], [], []
+    for label in labels.unique(sorted=True).tolist():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n_val, n_test = class_counts(len(members), val_fraction, test_fraction)
+        test.append(members[:n_test])
+        val.append(members[n_test:n_test + n_val])
+        train.append(members[n_test + n_val:])
+    return tuple(torch.cat(part).sort().values for part in (train, val, test))
+
+
+def class_counts(size: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """How many of one class's `size` samples go to val and to test: its share of each fraction, rounded half up;
+    at least one in each split that is carved when the class has MIN_TO_STRATIFY samples or more; and at least one
+    left to train (taken from the larger of the two)."""
+    counts = [int(size * fraction + 0.5) for fraction in (val_fraction, test_fraction)]
+    if size >= MIN_TO_STRATIFY:
+        counts = [max(count, 1) if fraction else 0 for count, fraction in zip(counts, (val_fraction, test_fraction))]
+    while counts[0] + counts[1] >= size and counts[0] + counts[1] > 0:
+        counts[counts[1] > counts[0]] -= 1
+    return counts[0], counts[1]
+
+
+def split_tensors(x: torch.Tensor, y: torch.Tensor, val_fraction: float | None, test_fraction: float | None,
+                  seed: int, *, method: str = "random") -> "Splits":
+    """x [n, ...] and labels or targets y [n, ...] cut into train/val/test by split_indices (stratified by y with
+    method="stratified"), so the same seed always gives the same split."""
+    parts = split_indices(len(y), val_fraction, test_fraction, seed, labels=y, method=method)
+    train, val, test = (TensorDataset(x[idx], y[idx]) for idx in parts)
+    return Splits(train=train, val=val, test=test)
+
+
+def count_classes(num_classes, splits):
+    """The number of classes: `data.num_classes`, or with `null` as many as the dataset names (image_folder reads
+    them from its folders); a number that contradicts the dataset's own count is a UserError."""
+    if splits.classes is None:
+        if num_classes is None:
+            raise UserError("data.num_classes=null needs a dataset that names its classes: set data.num_classes")
+    elif num_classes is not None and num_classes != len(splits.classes):
+        raise UserError(f"data.num_classes={num_classes} but the dataset has {len(splits.classes)} classes: "
+                        "set data.num_classes=null to use the dataset's count")
+    count = len(splits.classes) if splits.classes is not None else num_classes
+    if count < 2:
+        raise UserError(f"data.num_classes={count}: a classifier needs at least two classes")
+    return count
+
+
+def check_splits(splits, names, *, classifies=True):
+    """Splits a model can learn from and be measured on: none of `names` empty, and for a classifier at least two
+    classes among the training labels (one class "trains" to accuracy 1.0)."""
+    for name in names:
+        if getattr(splits, name) is None or len(getattr(splits, name)) == 0:
+            raise UserError(f"the {name} split is empty: give it samples (data.source.{name}_fraction of a larger "
+                            "dataset, or a dataset with more samples)")
+    if "train" in names and classifies:
+        labels = labels_of(splits.train)
+        if len(labels.unique()) < 2:
+            raise UserError(f"the train split holds samples of one class only (label {int(labels[0])}): a classifier "
+                            "needs at least two; check data.root and data.source")
+
+
+def labels_of(dataset):
+    """All integer labels of a dataset, for the range check before training."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1]
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        targets = [dataset[i][1] for i in range(len(dataset))]
+    return torch.as_tensor(targets)
+
+
+class MapInputs(Dataset):
+    """`dataset` with `function` applied to each sample's input on access (normalisation, augmentation)."""
+
+    def __init__(self, dataset, function):
+        self.dataset, self.function = dataset, function
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, y = self.dataset[i]
+        return self.function(x), y
+
+    @property
+    def targets(self):
+        return labels_of(self.dataset)

@@ -1,0 +1,109 @@
+"""One epoch of training and one pass of evaluation. Metrics are summed on the device and read back only
+every `log_every` steps and at the end, because every `.item()` waits for the device to finish."""
+import torch
+from tqdm import tqdm
+
+from trainer.metrics import GRAD_NORM_STEP, TRAIN_STEP_LOSS
+from trainer.run.divergence import check_finite
+from trainer.runtime import CPU, FULL
+
+
+def optimizer_step(model, objective, optimizer, x, y, precision=FULL, *, clip=None):
+    """Forward, backward and update for one batch; returns the batch loss, the logits before the update and the
+    global L2 norm of the gradients before the update (and before clipping them to `clip`), all on the device.
+
+    Every torch optimizer accepts a closure; LBFGS needs one because it re-evaluates the loss several times. Each
+    evaluation's gradients are clipped (the ones the optimizer reads); the first one's norm is reported.
+    """
+    first = {}
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        with precision.autocast():
+            logits = model(x)
+            loss = objective(logits, y)
+        precision.backward(loss)
+        precision.unscale(optimizer)  # the true gradients, for their norm and for clipping
+        norm = gradient_norm(optimizer, clip)
+        if not first:
+            first["loss"], first["logits"], first["norm"] = loss.detach(), logits.detach(), norm
+        return loss
+
+    precision.step(optimizer, closure)
+    return first["loss"], first["logits"], first["norm"]
+
+
+def gradient_norm(optimizer, clip=None):
+    """The global L2 norm of the gradients the optimizer is about to use, as a tensor on the device (no sync);
+    with `clip`, the gradients are scaled down in place so that their norm is at most `clip`."""
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not params:  # no parameter took part in the loss
+        return torch.zeros((), device=optimizer.param_groups[0]["params"][0].device)
+    # what torch.nn.utils.get_total_norm computes, without its per-call grouping by device and dtype (all our
+    # gradients share one device): at small batches that bookkeeping adds a third to the cost of the norms
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
+    if clip is not None:
+        torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
+    return norm
+
+
+def train_one_epoch(model, batches, *, objective, optimizer, schedule, metrics, runtime=CPU, start_step=0,
+                    total_steps=None, desc="train", log_every=50, on_log=None, stop=None, clip=None):
+    """Train on `batches` (the epoch's batches after the first `start_step`), adding to `metrics`; `clip` is
+    trainer.gradient_clip_val. Returns the epoch's step count reached: less than `total_steps` when
+    `stop.requested()`.
+
+    Every `log_every` steps the batch loss and gradient norm are read back (the one sync point): the loss checked for
+    being finite and both handed to `on_log(step, {TRAIN_STEP_LOSS: loss, GRAD_NORM_STEP: norm})`.
+    """
+    model.train()
+    step = start_step
+    bar = tqdm(batches, desc=desc, total=total_steps, initial=start_step, disable=not runtime.show_progress,
+               leave=False, dynamic_ncols=True)
+    for x, y in bar:
+        x, y = runtime.to_device(x, y)
+        # forward backward update
+        loss, logits, norm = optimizer_step(model, objective, optimizer, x, y, runtime.precision, clip=clip)
+        schedule.after_batch()
+        metrics.update(loss, logits, y, grad_norm=norm)
+        step += 1
+        # log: a sync point, so only every log_every steps
+        if step % log_every == 0:
+            value, norm = torch.stack([loss.float(), norm.float()]).tolist()
+            check_finite("training loss", value, step)
+            if on_log is not None:
+                on_log(step, {TRAIN_STEP_LOSS: value, GRAD_NORM_STEP: norm})
+            if not bar.disable:
+                # shown at the bar's next timed refresh: forcing one per log step costs more than the step
+                bar.set_postfix(metrics.running(), refresh=False)
+        if stop is not None and stop.requested():
+            break
+    bar.close()
+    return step
+
+
+@torch.inference_mode()
+def evaluate(model, loader, *, objective, runtime=CPU, desc="", show_every=20, keep_outputs=False):
+    """Returns {"loss", "acc", "confusion", NLL, BRIER, ECE, "calibration"} over the loader (the probabilities are
+    the objective's `log_probabilities`), with the model in eval mode and no autograd. The bar shows the running
+    loss and accuracy every `show_every` batches. `keep_outputs`: also "logits" and "labels" of every sample, in
+    the loader's order, on the CPU."""
+    model.eval()
+    metrics = objective.new_metrics(runtime.device, evaluation=True)
+    outputs = []
+    bar = tqdm(loader, desc=desc, disable=not runtime.show_progress, leave=False, dynamic_ncols=True)
+    for batch, (x, y) in enumerate(bar, start=1):
+        x, y = runtime.to_device(x, y)
+        with runtime.precision.autocast():
+            logits = model(x)
+            loss = objective(logits, y)
+        metrics.update(loss, logits, y)
+        if keep_outputs:
+            outputs.append((logits, y))
+        if not bar.disable and batch % show_every == 0:
+            bar.set_postfix(metrics.running(), refresh=False)
+    result = metrics.compute()
+    if keep_outputs and outputs:
+        logits, labels = zip(*outputs)
+        result["logits"], result["labels"] = torch.cat(logits).float().cpu(), torch.cat(labels).cpu()
+    return result

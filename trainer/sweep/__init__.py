@@ -1,0 +1,18 @@
+"""A sweep (`train -m ...`): what it ends with and how it is finished.
+
+- `jobs`: the sweep's jobs as its folder holds them (records, statuses, Hydra's planned grid, labels, seeds);
+- `summary` (each job's values, seed groups ranked and compared), `stats` (intervals and tests over seeds),
+  `columns` (what the tables show), `report` (summary.md and the csv files), `pictures` and `figures`
+  (curves.png, reliability_overlay.png);
+- `callback`: `summarize` and the Hydra callback that calls it at the end of every multirun;
+- `resume`: finishing a sweep in place, and `train resume_sweep=DIR`.
+
+No torch here: a summary is read from files, and SciPy and matplotlib load only when it is computed and drawn.
+"""
+from trainer.sweep.callback import FILES, SummaryCallback, stop_sweep, summarize, summarize_and_show
+from trainer.sweep.jobs import Job, read_jobs
+from trainer.sweep.resume import SHORTCUT, expand_command, plan_job
+from trainer.sweep.summary import read_summary
+
+__all__ = ["FILES", "SHORTCUT", "Job", "SummaryCallback", "expand_command", "plan_job", "read_jobs", "read_summary",
+           "stop_sweep", "summarize", "summarize_and_show"]

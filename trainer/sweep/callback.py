@@ -1,0 +1,75 @@
+"""Putting a sweep's summary together: `summarize` writes every file into the sweep folder, and `SummaryCallback`
+(registered in conf/config.yaml under hydra.callbacks) calls it at the end of every multirun."""
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
+
+from trainer.errors import Exit, UserError
+from trainer.run.rundir import DIVERGED, FAILED
+from trainer.sweep.pictures import CURVES, RELIABILITY, plot_curves, plot_reliability
+from trainer.sweep.report import groups_csv, summary_csv, summary_markdown
+from trainer.sweep.resume import SHORTCUT
+from trainer.sweep.summary import check_target, read_summary
+
+FILES = ("summary.md", "summary.csv", "summary_groups.csv", CURVES, RELIABILITY)
+
+
+def summarize(sweep_dir, *, target=None):
+    """Write summary.md, summary.csv, summary_groups.csv, curves.png and reliability_overlay.png into the sweep
+    dir; returns (markdown text, jobs). `target`: sweep.target, by default the one the sweep ran with."""
+    summary = read_summary(sweep_dir, target=target)
+    pictures = []
+    for name, plot in ((CURVES, plot_curves), (RELIABILITY, plot_reliability)):
+        if plot(summary, summary.sweep_dir / name):
+            pictures.append(name)
+        else:  # a stale picture would show jobs the table does not
+            (summary.sweep_dir / name).unlink(missing_ok=True)
+    text = summary_markdown(summary, pictures)
+    (summary.sweep_dir / "summary.md").write_text(text)
+    (summary.sweep_dir / "summary.csv").write_text(summary_csv(summary))
+    (summary.sweep_dir / "summary_groups.csv").write_text(groups_csv(summary))
+    return text, summary.jobs
+
+
+def summarize_and_show(sweep_dir, *, target=None):
+    """summarize(), then print the summary and the files written; returns the jobs."""
+    text, jobs = summarize(sweep_dir, target=target)
+    written = [name for name in FILES if (Path(sweep_dir) / name).is_file()]
+    print(f"\n{text}\nwritten in {sweep_dir}: {', '.join(written)}", flush=True)
+    return jobs
+
+
+def stop_sweep(sweep_dir, *, why, target=None):
+    """A sweep stopped before its end (a signal, sweep.fail_fast): the summary of the jobs so far, the others listed
+    as not started, and how to finish it."""
+    summarize_and_show(sweep_dir, target=target)
+    print(f"{why}: finish the sweep with `train {SHORTCUT}={sweep_dir}`", file=sys.stderr, flush=True)
+
+
+class SummaryCallback(Callback):
+    """Registered in conf/config.yaml under hydra.callbacks: at the end of every multirun, summarise the sweep and
+    exit non-zero if a job failed or diverged (the jobs catch their own errors so the rest of the sweep runs; Hydra's
+    main wrapper drops the sweep's return value, so this is the last code that sees the whole sweep)."""
+
+    def on_multirun_start(self, config, **kwargs):
+        try:  # before any job runs: a mistake here would otherwise surface only after the whole sweep
+            check_target(OmegaConf.select(config, "sweep.target"))
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if (sweep_dir / "multirun.yaml").is_file():  # Hydra writes it after this: the folder holds an earlier run
+            print(f"finishing the sweep in {sweep_dir}: done jobs are kept, stopped ones resume from their last.pt, "
+                  "failed ones run again", flush=True)
+
+    def on_multirun_end(self, config, **kwargs):
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        jobs = summarize_and_show(sweep_dir, target=OmegaConf.select(config, "sweep.target"))
+        bad = {status: sum(job.status == status for job in jobs) for status in (FAILED, DIVERGED)}
+        if any(bad.values()):
+            parts = [f"{n} {status}" for status, n in bad.items() if n]
+            what = (f"{sum(bad.values())} of {len(jobs)} jobs did not finish ({', '.join(parts)})" if len(parts) > 1
+                    else f"{sum(bad.values())} of {len(jobs)} jobs {next(s for s, n in bad.items() if n)}")
+            raise Exit(f"error: {what}: see {sweep_dir / 'summary.md'}")  # status 1

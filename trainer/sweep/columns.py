@@ -1,0 +1,40 @@
+"""The columns of a sweep's tables: which metrics.json key each shows, its title and format, and whether the
+seed-group table has it. A new column is one line here (and, for a value computed from a job's history, a line in
+trainer/sweep/summary.py's job_values)."""
+from dataclasses import dataclass
+
+from trainer.metrics import (ACC, BEST, BEST_EPOCH, CHOSEN_LR, ECE, EPOCHS, LOSS, MAE, MAX_GRAD_NORM, MONITORS, NLL,
+                             R2, RMSE, TEST, TRAIN, result_key)
+
+# A summary's own value, computed from a job's history: the first epoch whose validation accuracy reached the target.
+EPOCHS_TO_TARGET, NEVER = "epochs_to_target", "never"
+RMSE_BEST = MONITORS[1]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str                # metrics.json key, or EPOCHS_TO_TARGET
+    title: str
+    fmt: str
+    mean_fmt: str = None    # of a seed group's mean and interval; fmt when None
+    grouped: bool = True    # in the seed-group table too
+    optional: bool = False  # left out of summary.md when no job has it
+
+
+COLUMNS = (
+    Column(BEST.best_key, "best val acc", "{:.4f}", optional=True),
+    Column(RMSE_BEST.best_key, "best val RMSE", "{:.4g}", optional=True),  # regression jobs (data.task)
+    Column(BEST_EPOCH, "best epoch", "{:d}", grouped=False),
+    Column(result_key(TEST, ACC), "test acc", "{:.4f}", optional=True),
+    Column(result_key(TEST, RMSE), "test RMSE", "{:.4g}", optional=True),
+    Column(result_key(TEST, MAE), "test MAE", "{:.4g}", optional=True),
+    Column(result_key(TEST, R2), "test R²", "{:.4f}", optional=True),
+    Column(result_key(TEST, NLL), "test NLL", "{:.4f}", optional=True),
+    Column(result_key(TEST, ECE), "test ECE", "{:.4f}", optional=True),
+    Column(result_key(TEST, LOSS), "test loss", "{:.4f}"),
+    Column(result_key(TRAIN, LOSS), "train loss", "{:.4f}"),
+    Column(CHOSEN_LR, "lr", "{:.3g}", optional=True),  # only jobs with optimizer.lr=auto record the rate they chose
+    Column(MAX_GRAD_NORM, "max grad norm", "{:.3g}"),
+    Column(EPOCHS_TO_TARGET, "epochs to target", "{:d}", mean_fmt="{:.1f}"),
+    Column(EPOCHS, "epochs", "{:d}", grouped=False),
+)
