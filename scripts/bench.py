@@ -1,7 +1,7 @@
 """How much the trainer's loop costs compared with the loop you would write by hand.
 
 For each model and batch size, in one process, times steady-state training throughput (images/s) of
-(a) `trainer.loop.train_one_epoch` fed by the loader, objective, optimizer and schedule the trainer builds from
+(a) `trainer.run.loop.train_one_epoch` fed by the loader, objective, optimizer and schedule the trainer builds from
 the composed config, with progress bars and TensorBoard step logging on, as a user runs it, and
 (b) a bare PyTorch loop: for x, y in batches: zero_grad, forward, loss, backward, step,
 on the same architecture (a copy of the same weights), data, batch size and optimizer settings.

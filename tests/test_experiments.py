@@ -82,15 +82,17 @@ def test_the_seed_preset_trains_exactly_as_the_tutorial_loop(cifar10_files, tmp_
     trained = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
 
     # the tutorial: ToTensor + Normalize((0.5,)*3, (0.5,)*3), batch 4, CrossEntropyLoss, SGD lr 0.001 momentum 0.9,
-    # on the 98 images the preset trains on (1 in 50 validates), in the preset's order of each epoch
+    # on the images the preset trains on (its val takes 1 in 50 of each class, at least one), in its order
     tutorial = torchvision.datasets.CIFAR10(str(cifar10_files), train=True, transform=transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]))
     net = seed_cnn()
     net.load_state_dict(dict(zip(net.state_dict(), initial.values())))
     optimizer, criterion = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9), nn.CrossEntropyLoss()
-    train_indices, val_indices, _ = split_indices(100, 0.02, None, seed=0)  # how the preset carves val
-    assert len(val_indices) == 2
-    positions = make_loader(TensorDataset(torch.arange(98), torch.zeros(98)), batch_size=4, shuffle=True, seed=0)
+    train_indices, val_indices, _ = split_indices(100, 0.02, None, seed=0, labels=torch.tensor(tutorial.targets),
+                                                  method="stratified")  # how the preset carves val
+    assert len(val_indices) == 10  # one of each class: 2% of 10 images a class is less than one
+    n = len(train_indices)
+    positions = make_loader(TensorDataset(torch.arange(n), torch.zeros(n)), batch_size=4, shuffle=True, seed=0)
     for epoch in (1, 2, 3):
         for batch, _ in epoch_batches(positions, seed=0, epoch=epoch):
             x, y = zip(*(tutorial[int(train_indices[i])] for i in batch))
@@ -110,7 +112,7 @@ def test_the_seed_preset_on_cifar10_as_image_files_gets_the_same_images_at_their
     files = assemble(compose_config([*common, "data=image_folder", f"data.root={tmp_path / 'files'}"]))
     torchvision_parts = assemble(compose_config([*common, f"data.root={cifar10_files}", "data.download=false"]))
     assert files.cfg.data.image_size == 32 and files.cfg.data.batch_size == 4
-    assert (len(files.splits.train), len(files.splits.val), len(files.splits.test)) == (98, 2, 20)
+    assert (len(files.splits.train), len(files.splits.val), len(files.splits.test)) == (90, 10, 20)
     # the same test images, normalised with the seed's 0.5 and 0.5, in the folders' order (class, then file)
     x, y = torchvision_parts.splits.test.tensors
     order = torch.argsort(y, stable=True)

@@ -20,7 +20,7 @@ def test_run_hparams_names_group_options_usual_knobs_and_overridden_keys():
 
 
 def test_a_run_logs_hparams_and_the_test_images_and_writes_per_class_accuracy(tmp_path):
-    metrics = run([*TINY, "trainer.epochs=1"], tmp_path)
+    metrics = run([*TINY, "trainer.epochs=3"], tmp_path)
     per_class = metrics["test/per_class_acc"]
     assert len(per_class) == 4 and sum(per_class) / 4 > 0.5  # chance is 0.25
     assert json.loads((tmp_path / "metrics.json").read_text())["test/per_class_acc"] == per_class

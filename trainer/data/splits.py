@@ -62,27 +62,42 @@ def stratified_indices(labels: torch.Tensor, val_fraction: float, test_fraction:
     """Each class's samples shuffled with `seed` (one generator, classes in label order) and cut into test, val and
     train by class_counts; each split's indices sorted, so a split keeps the dataset's order."""
     generator = torch.Generator().manual_seed(seed)
+    classes, sizes = labels.unique(sorted=True, return_counts=True)
+    counts = class_counts(sizes.tolist(), val_fraction, test_fraction)
     train, val, test = [], [], []
-    for label in labels.unique(sorted=True).tolist():
+    for label, (n_val, n_test) in zip(classes.tolist(), counts):
         members = (labels == label).nonzero().flatten()
         members = members[torch.randperm(len(members), generator=generator)]
-        n_val, n_test = class_counts(len(members), val_fraction, test_fraction)
         test.append(members[:n_test])
         val.append(members[n_test:n_test + n_val])
         train.append(members[n_test + n_val:])
     return tuple(torch.cat(part).sort().values for part in (train, val, test))
 
 
-def class_counts(size: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
-    """How many of one class's `size` samples go to val and to test: its share of each fraction, rounded half up;
-    at least one in each split that is carved when the class has MIN_TO_STRATIFY samples or more; and at least one
-    left to train (taken from the larger of the two)."""
-    counts = [int(size * fraction + 0.5) for fraction in (val_fraction, test_fraction)]
-    if size >= MIN_TO_STRATIFY:
-        counts = [max(count, 1) if fraction else 0 for count, fraction in zip(counts, (val_fraction, test_fraction))]
-    while counts[0] + counts[1] >= size and counts[0] + counts[1] > 0:
-        counts[counts[1] > counts[0]] -= 1
-    return counts[0], counts[1]
+def class_counts(sizes: list[int], val_fraction: float, test_fraction: float) -> list[tuple[int, int]]:
+    """(val, test) samples of each class, for classes of `sizes` samples. Each split takes as many samples as a random
+    split would (round(n * fraction)), shared among the classes in proportion to their sizes by largest remainders
+    (Hamilton's method; ties to the lower label); then every class with MIN_TO_STRATIFY samples or more gets at
+    least one in each split that is carved, and every class keeps at least one to train on."""
+    val, test = (apportioned(sizes, fraction) for fraction in (val_fraction, test_fraction))
+    counts = []
+    for size, n_val, n_test in zip(sizes, val, test):
+        if size >= MIN_TO_STRATIFY:
+            n_val, n_test = max(n_val, int(val_fraction > 0)), max(n_test, int(test_fraction > 0))
+        while n_val + n_test >= size and n_val + n_test > 0:  # one left to train on, taken from the larger
+            n_val, n_test = (n_val, n_test - 1) if n_test > n_val else (n_val - 1, n_test)
+        counts.append((n_val, n_test))
+    return counts
+
+
+def apportioned(sizes: list[int], fraction: float) -> list[int]:
+    """round(sum(sizes) * fraction) shared among `sizes` in proportion, by largest remainders."""
+    quotas = [size * fraction for size in sizes]
+    counts = [int(quota) for quota in quotas]
+    by_remainder = sorted(range(len(sizes)), key=lambda k: (counts[k] - quotas[k], k))
+    for k in by_remainder[:round(sum(sizes) * fraction) - sum(counts)]:
+        counts[k] += 1
+    return counts
 
 
 def split_tensors(x: torch.Tensor, y: torch.Tensor, val_fraction: float | None, test_fraction: float | None,
