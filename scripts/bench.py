@@ -41,12 +41,12 @@ from PIL import Image
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from trainer.run.assemble import assemble  # noqa: E402
 from trainer.config import config_dir  # noqa: E402
 from trainer.data import split_indices  # noqa: E402
+from trainer.metrics.running import RunningMetrics  # noqa: E402
+from trainer.run.assemble import assemble  # noqa: E402
 from trainer.run.interrupt import StopOnSignal  # noqa: E402
 from trainer.run.loop import train_one_epoch  # noqa: E402
-from trainer.metrics.running import RunningMetrics  # noqa: E402
 from trainer.run.tracking import Tracker  # noqa: E402
 
 # steps per timed measurement: enough to dwarf timer noise, few enough that the whole table takes minutes on a CPU

@@ -19,10 +19,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from trainer.run.assemble import assemble  # noqa: E402
 from trainer.config import config_dir  # noqa: E402
-from trainer.run.loop import evaluate, train_one_epoch  # noqa: E402
 from trainer.metrics.running import RunningMetrics  # noqa: E402
+from trainer.run.assemble import assemble  # noqa: E402
+from trainer.run.loop import evaluate, train_one_epoch  # noqa: E402
 
 
 def epoch_times(overrides, epochs):

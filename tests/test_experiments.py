@@ -11,9 +11,9 @@ from torchvision import transforms
 
 from tests.conftest import compose_config, options, run
 from tests.datafiles import write_cifar10
+from trainer.data import epoch_batches, make_loader, split_indices
 from trainer.run import checkpoint
 from trainer.run.assemble import assemble
-from trainer.data import epoch_batches, make_loader, split_indices
 
 # What each preset must set: (config key, value). A new preset needs its entry here.
 EXPECTED = {

@@ -9,8 +9,8 @@ import torchvision
 
 from tests.conftest import CONF, compose_config, options, run
 from tests.datafiles import write_cifar10, write_mnist, write_pngs
-from trainer.run.assemble import assemble
 from trainer.data import labels_of
+from trainer.run.assemble import assemble
 
 # hparams_search configures Hydra's sweeper, not the run: tests/test_sweep.py runs every option of it as a sweep
 GROUPS = sorted(path.name for path in CONF.iterdir() if path.is_dir() and path.name != "hparams_search")

@@ -4,7 +4,9 @@ sentence with exit status 2."""
 import hashlib
 import json
 import os
+import shutil
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,13 +24,19 @@ def snapshot(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def done_run(tmp_path):
+@pytest.fixture(scope="module")
+def done_template(tmp_path_factory):
     """A finished run made by the CLI, as a user has it: .hydra/, train.log, checkpoints, metrics and status."""
-    folder = tmp_path / "done"
-    result = run_cli(tmp_path, *QUICK, f"hydra.run.dir={folder}")
+    home = tmp_path_factory.mktemp("safety")
+    result = run_cli(home, *QUICK, f"hydra.run.dir={home / 'done'}")
     assert result.returncode == 0, result.stderr
-    return folder
+    return home / "done"
+
+
+@pytest.fixture
+def done_run(done_template, tmp_path):
+    """A copy of the finished run for one test (made once per module: a run costs seconds, a copy nothing)."""
+    return Path(shutil.copytree(done_template, tmp_path / "done"))
 
 
 # --- a checkpoint is data, never code ------------------------------------------------------------------------------
@@ -131,13 +139,15 @@ def test_a_resumed_run_logs_its_resume_in_its_own_train_log(done_run, tmp_path):
 
 # --- evaluation on other data --------------------------------------------------------------------------------------
 
-@pytest.fixture
-def folder_run(tmp_path):
-    write_pngs(tmp_path / "images", ["cat", "dog", "owl"], 8)
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    """A run trained on an image folder (read by the tests, never changed): its best.pt, overrides and metrics."""
+    home = tmp_path_factory.mktemp("folder_run")
+    write_pngs(home / "images", ["cat", "dog", "owl"], 8)
     common = ["data=image_folder", "data.image_size=16", "data.num_workers=0", "trainer.progress=false"]
-    metrics = run([*common, f"data.root={tmp_path / 'images'}", "data.cache=true", "trainer.epochs=3",
-                   "optimizer.lr=0.01"], tmp_path / "run")
-    return tmp_path / "run" / "checkpoints" / "best.pt", common, metrics
+    metrics = run([*common, f"data.root={home / 'images'}", "data.cache=true", "trainer.epochs=3",
+                   "optimizer.lr=0.01"], home / "run")
+    return home / "run" / "checkpoints" / "best.pt", common, metrics
 
 
 def test_eval_honours_a_new_test_folder_of_the_same_classes(folder_run, tmp_path):
@@ -158,7 +168,8 @@ def test_eval_honours_a_new_test_folder_of_the_same_classes(folder_run, tmp_path
 def test_eval_refuses_a_new_model_or_loss_and_data_the_model_cannot_take(folder_run, tmp_path, change, says):
     ckpt, common, _ = folder_run
     with pytest.raises(UserError, match=re_escape(says)):
-        run(["mode=eval", f"ckpt_path={ckpt}", *common, f"data.root={tmp_path / 'images'}", *change], tmp_path / "e")
+        run(["mode=eval", f"ckpt_path={ckpt}", *common, f"data.root={ckpt.parents[2] / 'images'}", *change],
+            tmp_path / "e")
 
 
 def test_eval_refuses_data_with_other_classes(folder_run, tmp_path):

@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.conftest import compose_config, run
 from tests.datafiles import COLOURS, write_mnist, write_pngs
-from trainer.data import prepare_data
 from trainer.config import build
-from trainer.errors import UserError
+from trainer.data import prepare_data
 from trainer.data.folders import ImageFiles
+from trainer.errors import UserError
 
 
 def source(data, *overrides, seed=0):

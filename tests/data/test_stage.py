@@ -6,8 +6,8 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from tests.conftest import TINY, compose_config, run
-from trainer.data import normalization as data_module
 from trainer.config import build
+from trainer.data import normalization as data_module
 from trainer.data import Splits, TensorLoader, epoch_batches, make_loader, split_indices
 from trainer.data.cache import cache_plan
 from trainer.data.labels import noisy_labels, with_label_noise

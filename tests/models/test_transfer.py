@@ -9,17 +9,17 @@ from torch import nn
 from torchvision.models import get_model, get_model_weights
 
 from tests.conftest import FAST, compose_config, options, run
-from trainer.run import checkpoint
-from trainer.run.assemble import assemble
 from trainer.data import TensorLoader
 from trainer.errors import UserError
-from trainer.run.loop import train_one_epoch
 from trainer.losses import Objective
 from trainer.metrics.running import RunningMetrics
-from trainer.optim import Schedule, build_optimizer, build_schedule
 from trainer.models.feature_cache import uses_feature_cache
 from trainer.models.transfer import TransferModel
 from trainer.models.weights import cached_weights_file
+from trainer.optim import Schedule, build_optimizer, build_schedule
+from trainer.run import checkpoint
+from trainer.run.assemble import assemble
+from trainer.run.loop import train_one_epoch
 
 TINY = ["data=synthetic", "data.image_size=32", "data.source.num_samples=40", "model.weights=null"]
 SMALL = ["data=synthetic", "data.image_size=16", "data.source.num_samples=24", "model.weights=null"]  # ResNet only

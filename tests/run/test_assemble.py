@@ -8,14 +8,14 @@ from torchvision.models import get_model_weights
 
 from tests.conftest import TINY, compose_config, run
 from tests.datafiles import write_pngs
-from trainer.run import checkpoint
-from trainer.run.assemble import assemble
 from trainer.data import Splits, epoch_batches
 from trainer.errors import UserError
-from trainer.run.evaluation import eval_config
-from trainer.run.loop import train_one_epoch
 from trainer.metrics.running import RunningMetrics
 from trainer.models.transfer import TransferModel
+from trainer.run import checkpoint
+from trainer.run.assemble import assemble
+from trainer.run.evaluation import eval_config
+from trainer.run.loop import train_one_epoch
 
 
 def test_the_same_config_assembles_the_same_weights_data_and_runtime():

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tests.conftest import run
+from trainer.errors import UserError
 from trainer.run import checkpoint
 from trainer.run.checkpoint import Progress
-from trainer.errors import UserError
 from trainer.run.interrupt import Interrupted
 
 # shuffling is always on for training; dropout makes the torch RNG state matter too

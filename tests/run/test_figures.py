@@ -5,9 +5,9 @@ import math
 import numpy as np
 import torch
 
+from trainer.metrics import ACC, LOSS, NLL, TRAIN, VAL, tag
 from trainer.run.figures import confusion_figure, lr_find_figure, reliability_figure, top_losses_figure
 from trainer.sweep.figures import CURVE_PANELS, curves_figure, reliability_overlay_figure
-from trainer.metrics import ACC, LOSS, NLL, TRAIN, VAL, tag
 
 NAN = math.nan
 

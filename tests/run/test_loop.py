@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.runtime.device import Runtime
 from trainer.losses import Objective
-from trainer.run.loop import evaluate, gradient_norm, optimizer_step, train_one_epoch
 from trainer.metrics import GRAD_NORM_MAX, GRAD_NORM_MEAN, GRAD_NORM_STEP
 from trainer.metrics.running import RunningMetrics
-from trainer.run.divergence import NonFinite
 from trainer.optim import Schedule
+from trainer.run.divergence import NonFinite
+from trainer.run.loop import evaluate, gradient_norm, optimizer_step, train_one_epoch
+from trainer.runtime.device import Runtime
 from trainer.runtime.precision import Precision
 
 CPU = torch.device("cpu")

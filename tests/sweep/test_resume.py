@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from tests.conftest import REPO, TINY, compose_config, run, run_cli
-from trainer.run import checkpoint
 from trainer.errors import UserError
+from trainer.run import checkpoint
 from trainer.sweep.resume import expand_command, plan_job, set_aside
 
 # --- what a job does with its earlier folder ------------------------------------------------------------------------
