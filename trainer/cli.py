@@ -5,6 +5,7 @@ Exit status: 0 done; 1 a sweep with failed or diverged jobs, or an error that is
 printed); 2 a mistake the user can fix (a config value, a path, an unknown option, a refused folder); 128 + the
 signal number (130 Ctrl-C, 143 SIGTERM) when a signal stopped the run.
 """
+import functools
 import importlib
 import os
 import sys
@@ -15,7 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from trainer.config import config_dir, validate
+from trainer.config import config_dir, misspelt_override, validate
 from trainer.errors import Exit, UserError
 from trainer.logs import RunLog, log
 from trainer.metrics import ACC, TEST, recorded_monitor, result_key
@@ -146,6 +147,8 @@ def main():
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise Exit(USER_MISTAKE) from None
+    users_own = "HYDRA_FULL_ERROR" in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing them: see hydra_error
     try:
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return run()
@@ -161,3 +164,28 @@ def main():
     except SystemExit as exit:
         # Hydra reports its own errors (an unknown option, a malformed override) and exits 1: the user's mistake
         raise Exit(USER_MISTAKE if exit.code == 1 else exit.code) from None
+    except Exception as error:
+        hydra_error(error, users_own=users_own)
+
+
+def hydra_error(error, *, users_own):
+    """An error Hydra raised outside losslab's code (before the run: composing the config). A key the config lacks
+    (`trainer.epoch=1`) is one sentence naming the key meant, instead of Hydra's advice to add it with `+`; anything
+    else is printed as Hydra prints it (exit 2), or raised as it is when the user set HYDRA_FULL_ERROR."""
+    mistake = misspelt_override(error)
+    if mistake is not None:
+        print(f"error: {mistake}", file=sys.stderr)
+        raise Exit(USER_MISTAKE) from None
+    if users_own:
+        raise error
+    from hydra._internal.utils import run_and_report  # Hydra's own report: its message, or a trimmed traceback
+
+    del os.environ["HYDRA_FULL_ERROR"]
+    try:
+        run_and_report(functools.partial(raise_, error))
+    except SystemExit:
+        raise Exit(USER_MISTAKE) from None
+
+
+def raise_(error):
+    raise error

@@ -1,11 +1,10 @@
 """The checks a composed config must pass before any work starts: every mistake is one sentence naming the key."""
-import difflib
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from trainer.config.stored import override_key
+from trainer.config.keys import check_added_keys
 from trainer.config.values import check_values
 from trainer.errors import UserError
 
@@ -39,39 +38,3 @@ def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] =
         raise UserError(f"ckpt_path={cfg.ckpt_path} does not exist: point it at a .pt file in a run's checkpoints/")
     check_values(cfg)  # every number and switch: its type, finite, in range (trainer/config/values.py)
     check_lr_range(cfg.lr_find)
-
-
-def check_added_keys(cfg: DictConfig, overrides: Sequence[str]) -> None:
-    """A key added with `+key=value` (or `++`) must be one losslab reads: a keyword of a `_target_` (the target then
-    checks it), not a typo such as `+trainer.epoch=1` that would silently train the default 20 epochs."""
-    for override in overrides:
-        if not override.startswith("+"):
-            continue
-        key = override_key(override)
-        if key.split(".")[0] == "hydra" or passed_to_a_target(cfg, key):
-            continue
-        known = [k for k in dotted_keys(cfg) if k != key]
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        value = override.split("=", 1)[1] if "=" in override else ""
-        fix = f"use {close[0]}={value}" if close else "remove it (`train --cfg job` lists the keys)"
-        raise UserError(f"{override} adds {key}, which losslab does not read: {fix}")
-
-
-def passed_to_a_target(cfg: DictConfig, key: str) -> bool:
-    """Whether `key` sits in a config node that is instantiated (it has a _target_): its keys are the target's
-    keyword arguments."""
-    parts = key.split(".")
-    for depth in range(len(parts) - 1, 0, -1):
-        node = OmegaConf.select(cfg, ".".join(parts[:depth]))
-        if OmegaConf.is_dict(node) and "_target_" in node:
-            return True
-    return False
-
-
-def dotted_keys(node: object, prefix: str = "") -> list[str]:
-    if not OmegaConf.is_dict(node):
-        return [prefix.rstrip(".")]
-    return [k for key in node for k in dotted_keys(node._get_node(key), f"{prefix}{key}.")] + (
-        [prefix.rstrip(".")] if prefix else [])
-
-
