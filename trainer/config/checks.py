@@ -1,10 +1,10 @@
 """The checks a composed config must pass before any work starts: every mistake is one sentence naming the key."""
 from collections.abc import Collection, Sequence
-from pathlib import Path
 
 from omegaconf import DictConfig
 
 from trainer.config.keys import check_added_keys
+from trainer.config.paths import check_file
 from trainer.config.values import check_values
 from trainer.errors import UserError
 
@@ -34,7 +34,7 @@ def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] =
         raise UserError(f"mode={cfg.mode} is not known: use one of {', '.join(f'mode={m}' for m in modes)}")
     if cfg.mode == "eval" and not cfg.ckpt_path:
         raise UserError("mode=eval needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
-    if cfg.mode == "eval" and not Path(cfg.ckpt_path).is_file():
-        raise UserError(f"ckpt_path={cfg.ckpt_path} does not exist: point it at a .pt file in a run's checkpoints/")
+    if cfg.mode == "eval":
+        check_file(cfg.ckpt_path, "ckpt_path", fix="point ckpt_path at a .pt file such as RUN_DIR/checkpoints/best.pt")
     check_values(cfg)  # every number and switch: its type, finite, in range (trainer/config/values.py)
     check_lr_range(cfg.lr_find)
