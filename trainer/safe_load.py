@@ -13,7 +13,8 @@ def load_pt(path: str | Path, *, key: str) -> object:
     """The content of the .pt file at `path`, on the CPU.
 
     Raises:
-        UserError: the file is missing, a folder or unreadable, or torch cannot load it as tensors and plain containers (naming `key`).
+        UserError: the file is missing, a folder or unreadable, or torch cannot load it as tensors and plain
+            containers (naming `key`).
     """
     path = check_file(path, key, fix=f"point {key} at a .pt file"
                       + (" such as RUN_DIR/checkpoints/best.pt" if key == "ckpt_path" else ""))

@@ -90,8 +90,8 @@ def test_a_folder_given_as_ckpt_path_is_named_a_folder_with_the_checkpoints_in_i
     (run_dir / "checkpoints").mkdir(parents=True)
     for name in ("best.pt", "last.pt"):
         (run_dir / "checkpoints" / name).write_bytes(b"")
-    with pytest.raises(UserError, match=rf"^ckpt_path={run_dir} is a folder, not a file; it holds "
-                                        r"checkpoints/best.pt and checkpoints/last.pt: point ckpt_path at a .pt file such as "
+    with pytest.raises(UserError, match=rf"^ckpt_path={run_dir} is a folder, not a file; it holds checkpoints/best.pt "
+                                        r"and checkpoints/last.pt: point ckpt_path at a .pt file such as "
                                         r"RUN_DIR/checkpoints/best.pt$"):
         run([f"mode={mode}", f"ckpt_path={run_dir}", "trainer.progress=false"], tmp_path / "new")
     assert not (tmp_path / "new").exists()

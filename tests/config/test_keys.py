@@ -15,8 +15,8 @@ from trainer.errors import UserError
     ([], "epochs=3", "use trainer.epochs=3"),
     ([], "data.batchsize=8", "use data.batch_size=8"),
     ([], "data.root=new/", "data.root=new/ names data.root, which data=digits does not have: it is a key of "
-                           "data=cifar10, data=fashion_mnist, data=image_folder and data=mnist, so add the one you mean "
-                           "(`data=OPTION data.root=new/`)"),
+                           "data=cifar10, data=fashion_mnist, data=image_folder and data=mnist, so add the one you "
+                           "mean (`data=OPTION data.root=new/`)"),
     (["model=mlp"], "model.kernel_size=3", "which model=mlp does not have: it is a key of model=small_cnn, so add"),
     ([], "optimizer.eps=1e-6", "optimizer.eps=1e-6 names optimizer.eps, which optimizer=adam does not have: to pass "
                                "it to torch.optim.Adam as a keyword, write +optimizer.eps=1e-6"),
