@@ -36,5 +36,7 @@ def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] =
         raise UserError("mode=eval needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
     if cfg.mode == "eval":
         check_file(cfg.ckpt_path, "ckpt_path", fix="point ckpt_path at a .pt file such as RUN_DIR/checkpoints/best.pt")
-    check_values(cfg)  # every number and switch: its type, finite, in range (trainer/config/values.py)
+    # every number and switch: its type, finite, in range (trainer/config/values.py); mode=eval tests the checkpoint's
+    # own model and loss, so the command line's are not used (and refused if typed: trainer/run/evaluation.py)
+    check_values(cfg, skip=("model", "loss") if cfg.mode == "eval" else ())
     check_lr_range(cfg.lr_find)

@@ -7,7 +7,7 @@ To add a key: one row in its section of VALUES, e.g. `"patience": whole("the epo
 only some options have; `target=` limits it to the option whose node builds that target.
 """
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -199,15 +199,17 @@ def check_value(key: str, value: object, rule: Rule) -> None:
                         f"{key}={rule.example}")
 
 
-def check_values(cfg: DictConfig, sections: Mapping[str, Mapping] = VALUES, *, under: str = "") -> None:
+def check_values(cfg: DictConfig, sections: Mapping[str, Mapping] = VALUES, *, under: str = "",
+                 skip: Collection[str] = ()) -> None:
     """Check every key of `sections` that `cfg` has (resolved); `under`: only the sections at or below this one
-    (the data stage checks "data"), with `cfg` then that section's own node.
+    (the data stage checks "data"), with `cfg` then that section's own node; `skip`: sections (and those below them)
+    this run does not use.
 
     Raises:
         UserError: the first value that breaks its rule, naming the key.
     """
     for section, rules in sections.items():
-        if under and not (section == under or section.startswith(f"{under}.")):
+        if under and not (section == under or section.startswith(f"{under}.")) or section.split(".")[0] in skip:
             continue
         inner = section[len(under):].lstrip(".")
         node = OmegaConf.select(cfg, inner, default=None) if inner else cfg
