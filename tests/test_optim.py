@@ -60,8 +60,8 @@ def test_a_schedule_that_divides_by_zero_only_for_this_runs_length_is_one_senten
                                                          r"scheduler.build.gamma=0.3 fails over this run's 4 epochs "
                                                          r"\(integer modulo by zero\)"),
     (["scheduler=cosine", "scheduler.build.T_max=0"], r"CosineAnnealingLR .* \(integer modulo by zero\)"),
-    (["scheduler=step", "scheduler.build.step_size=1", "scheduler.build.gamma=1e300"], r"StepLR with .* sets the learning rate to inf after epoch 2: "
-                                                        r"change the setting that leads there"),
+    (["scheduler=step", "scheduler.build.step_size=1", "scheduler.build.gamma=1e300"],
+     r"StepLR with .* sets the learning rate to inf after epoch 2: change the setting that leads there"),
     (["scheduler=onecycle", "optimizer=adagrad"], r"OneCycleLR .* \(optimizer must support momentum or beta1 with "
                                                   r"`cycle_momentum` option enabled\)"),
 ])
