@@ -107,3 +107,13 @@ def test_the_readme_example_of_a_mistake_is_what_train_says():
     with pytest.raises(UserError) as error:
         check_values(compose_config(["optimizer.lr=0"]))
     assert str(error.value) == said
+
+
+def test_a_pretrained_models_settings_are_checked_before_its_weights_are_read(tmp_path):
+    with pytest.raises(UserError, match=r"^model.backbone_lr_mult=nan is invalid: the backbone's share of the "
+                                        r"learning rate once unfrozen must be a number > 0, e.g. "
+                                        r"model.backbone_lr_mult=0.1$"):
+        run([*TINY, "model=resnet18_transfer", "model.backbone_lr_mult=nan"], tmp_path / "run")
+    with pytest.raises(UserError, match=r"^data.mean=\[nan\] is invalid: give one number for every channel"):
+        run([*TINY, "data.mean=[nan]", "data.std=[1]"], tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -155,6 +155,8 @@ VALUES: dict[str, dict[str, Rule | tuple[Rule, ...]]] = {
         "channels": whole("the convolutions' channels", "[64,30]", low=1, items=0, target=SMALL_CNN),
         "kernel_size": whole("the convolutions' kernel size", 5, low=1, target=SMALL_CNN),
         "padding": whole("the convolutions' padding", 2, low=0, also=(AUTO,), target=SMALL_CNN),
+        "backbone_lr_mult": Rule("the backbone's share of the learning rate once unfrozen", 0.1, **POSITIVE),
+        "freeze_backbone": switch(),
     },
     "loss.criterion": {
         "label_smoothing": Rule("the label smoothing", 0.1, **FRACTION),
