@@ -5,7 +5,6 @@ Exit status: 0 done; 1 a sweep with failed or diverged jobs, or an error that is
 printed); 2 a mistake the user can fix (a config value, a path, an unknown option, a refused folder); 128 + the
 signal number (130 Ctrl-C, 143 SIGTERM) when a signal stopped the run.
 """
-import functools
 import importlib
 import os
 import sys
@@ -147,16 +146,14 @@ def main():
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise Exit(USER_MISTAKE) from None
-    users_own = "HYDRA_FULL_ERROR" in os.environ
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing them: see hydra_error
     try:
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return run()
+            return run_hydra()
         from trainer.runtime import distributed  # imports torch, which `train --help` should not wait for
 
         distributed.start()
         try:
-            return run()
+            return run_hydra()
         finally:
             distributed.stop()
     except Exit:
@@ -164,7 +161,16 @@ def main():
     except SystemExit as exit:
         # Hydra reports its own errors (an unknown option, a malformed override) and exits 1: the user's mistake
         raise Exit(USER_MISTAKE if exit.code == 1 else exit.code) from None
-    except Exception as error:
+
+
+def run_hydra():
+    """`run`, as Hydra calls it once it has composed the config, with Hydra's own errors raised to us instead of
+    printed (HYDRA_FULL_ERROR), so that a misspelt key can be named (hydra_error)."""
+    users_own = "HYDRA_FULL_ERROR" in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return run()
+    except Exception as error:  # run() itself reports every error of a run: this is Hydra's
         hydra_error(error, users_own=users_own)
 
 
@@ -180,12 +186,11 @@ def hydra_error(error, *, users_own):
         raise error
     from hydra._internal.utils import run_and_report  # Hydra's own report: its message, or a trimmed traceback
 
+    def again():
+        raise error
+
     del os.environ["HYDRA_FULL_ERROR"]
     try:
-        run_and_report(functools.partial(raise_, error))
+        run_and_report(again)
     except SystemExit:
         raise Exit(USER_MISTAKE) from None
-
-
-def raise_(error):
-    raise error

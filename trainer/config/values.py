@@ -2,8 +2,8 @@
 range, in one table (VALUES). A value outside its rule is one sentence naming the key, what it means, the rule and
 an example, before any work starts (`check_values`, called by `validate` and by the data stage).
 
-To add a key: one row in its section of VALUES, e.g. `"patience": whole("the epochs to wait", 5, at_least=0)` under
-"trainer.early_stopping". A key a config lacks is skipped (not every option has every key), so a row may name a key
+To add a key: one row in its section of VALUES, e.g. `"patience": whole("the epochs to wait", 5, low=0)` under
+"trainer.early_stopping"; a value besides numbers goes in `also` (`also=(AUTO, "tune")`). A key a config lacks is skipped (not every option has every key), so a row may name a key
 only some options have; `target=` limits it to the option whose node builds that target.
 """
 import math
@@ -38,7 +38,7 @@ class Rule:
 
     def accepts(self, value: object) -> bool:
         if value is None or isinstance(value, str) and value in self.also:
-            return value in self.also or self.kind == "choice" and value in self.choices
+            return value in self.also
         if self.items is not None:
             values = list(value) if isinstance(value, (list, tuple, ListConfig)) else None
             return values is not None and (self.items == 0 or len(values) == self.items) and all(
