@@ -223,10 +223,11 @@ def test_shrinking_the_run_below_its_trained_epochs_is_refused(tmp_path):
     (["+trainer.epoch=1"], "error: +trainer.epoch=1 adds trainer.epoch, which losslab does not read: use "
                            "trainer.epochs=1"),
     (["+foo=1"], "error: +foo=1 adds foo, which losslab does not read: remove it"),
-    (["seed=-1"], "error: seed=-1 is invalid: use a whole number from 0 to 4294967295"),
+    (["seed=-1"], "error: seed=-1 is invalid: the seed must be a whole number in [0, 4294967295], e.g. seed=0"),
     (["data.source._target_=os.system"], "blocklisted because it allows config data to control executable behavior"),
     (["loss=nope"], "Could not find 'loss/nope'"),
-    (["trainer.epoch=3"], "Could not override 'trainer.epoch'"),
+    (["trainer.epoch=3"], "error: trainer.epoch=3 names trainer.epoch, which losslab does not read: use "
+                          "trainer.epochs=3"),
 ])
 def test_config_mistakes_exit_2_with_one_message_and_no_training(tmp_path, args, says):
     result = run_cli(tmp_path, *QUICK, *args, f"hydra.run.dir={tmp_path / 'run'}")

@@ -15,7 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from trainer.config import config_dir, validate
+from trainer.config import config_dir, misspelt_override, validate
 from trainer.errors import Exit, UserError
 from trainer.logs import RunLog, log
 from trainer.metrics import ACC, TEST, recorded_monitor, result_key
@@ -148,12 +148,12 @@ def main():
         raise Exit(USER_MISTAKE) from None
     try:
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return run()
+            return run_hydra()
         from trainer.runtime import distributed  # imports torch, which `train --help` should not wait for
 
         distributed.start()
         try:
-            return run()
+            return run_hydra()
         finally:
             distributed.stop()
     except Exit:
@@ -161,3 +161,36 @@ def main():
     except SystemExit as exit:
         # Hydra reports its own errors (an unknown option, a malformed override) and exits 1: the user's mistake
         raise Exit(USER_MISTAKE if exit.code == 1 else exit.code) from None
+
+
+def run_hydra():
+    """`run`, as Hydra calls it once it has composed the config, with Hydra's own errors raised to us instead of
+    printed (HYDRA_FULL_ERROR), so that a misspelt key can be named (hydra_error)."""
+    users_own = "HYDRA_FULL_ERROR" in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return run()
+    except Exception as error:  # run() itself reports every error of a run: this is Hydra's
+        hydra_error(error, users_own=users_own)
+
+
+def hydra_error(error, *, users_own):
+    """An error Hydra raised outside losslab's code (before the run: composing the config). A key the config lacks
+    (`trainer.epoch=1`) is one sentence naming the key meant, instead of Hydra's advice to add it with `+`; anything
+    else is printed as Hydra prints it (exit 2), or raised as it is when the user set HYDRA_FULL_ERROR."""
+    mistake = misspelt_override(error)
+    if mistake is not None:
+        print(f"error: {mistake}", file=sys.stderr)
+        raise Exit(USER_MISTAKE) from None
+    if users_own:
+        raise error
+    from hydra._internal.utils import run_and_report  # Hydra's own report: its message, or a trimmed traceback
+
+    def again():
+        raise error
+
+    del os.environ["HYDRA_FULL_ERROR"]
+    try:
+        run_and_report(again)
+    except SystemExit:
+        raise Exit(USER_MISTAKE) from None

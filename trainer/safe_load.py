@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from trainer.config.paths import check_file
 from trainer.errors import UserError, first_line
 
 
@@ -12,12 +13,11 @@ def load_pt(path: str | Path, *, key: str) -> object:
     """The content of the .pt file at `path`, on the CPU.
 
     Raises:
-        UserError: the file does not exist, or torch cannot load it as tensors and plain containers (naming `key`).
+        UserError: the file is missing, a folder or unreadable, or torch cannot load it as tensors and plain
+            containers (naming `key`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{key}={path} does not exist: point {key} at a .pt file"
-                        + (" such as RUN_DIR/checkpoints/best.pt" if key == "ckpt_path" else ""))
+    path = check_file(path, key, fix=f"point {key} at a .pt file"
+                      + (" such as RUN_DIR/checkpoints/best.pt" if key == "ckpt_path" else ""))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated, corrupt or unsafe files

@@ -82,3 +82,17 @@ def test_a_user_error_from_a_nested_target_reaches_the_caller_as_itself():
 def test_other_errors_of_a_target_name_the_config_key_and_the_target():
     with pytest.raises(UserError, match=r"^loss could not be built from tests.config.test_checks.crash: a bug"):
         build(OmegaConf.create({"_target_": "tests.config.test_checks.crash", "value": 3}), "loss")
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_a_folder_given_as_ckpt_path_is_named_a_folder_with_the_checkpoints_in_it(tmp_path, mode):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    for name in ("best.pt", "last.pt"):
+        (run_dir / "checkpoints" / name).write_bytes(b"")
+    with pytest.raises(UserError, match=rf"^ckpt_path={run_dir} is a folder, not a file; it holds checkpoints/best.pt "
+                                        r"and checkpoints/last.pt: point ckpt_path at a .pt file such as "
+                                        r"RUN_DIR/checkpoints/best.pt$"):
+        run([f"mode={mode}", f"ckpt_path={run_dir}", "trainer.progress=false"], tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in run_dir.rglob("*")) == ["best.pt", "checkpoints", "last.pt"]

@@ -1,9 +1,9 @@
 """Image datasets on files the tests write: MNIST-format files for the torchvision path, PNG and JPEG folders in both
 image_folder layouts; the images' own size, the cache, and the one-sentence errors for missing, degenerate and
 unreadable data."""
-from urllib.error import URLError
-
+import os
 import re
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -268,3 +268,59 @@ def test_degenerate_data_stops_the_run_in_one_sentence_before_anything_trains(ca
             tmp_path / "run")
     assert re.fullmatch(re.escape(says.format(root=root)).replace("N", "\\d+"), str(error.value)), str(error.value)
     assert not list((tmp_path / "run").glob("checkpoints/*.pt")) and not (tmp_path / "run" / "metrics.json").exists()
+
+
+# --- what data.root actually is --------------------------------------------------------------------------------
+
+
+def denied(folder, monkeypatch):
+    """`folder` as the user sees a folder without read permission (also when the tests run as root, who may read
+    anything): listing it fails, and os.walk, like torchvision's folder readers, skips it silently."""
+    scandir = os.scandir
+
+    def refuse(path="."):
+        if os.path.abspath(path) == str(folder):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+
+
+@pytest.mark.parametrize("data", ["image_folder", "mnist"])
+def test_a_file_given_as_data_root_is_named_a_file_not_missing(data, tmp_path):
+    (tmp_path / "photos.zip").write_bytes(b"PK")
+    with pytest.raises(UserError, match=rf"^data.root={tmp_path / 'photos.zip'} is a file, not a folder: point "
+                                        r"data.root at"):
+        run([f"data={data}", f"data.root={tmp_path / 'photos.zip'}", "trainer.progress=false"], tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unreadable_class_folder_is_named_unreadable_not_empty(tmp_path, monkeypatch):
+    write_pngs(tmp_path / "images", ["cat", "dog", "owl"], 4)
+    denied(tmp_path / "images" / "owl", monkeypatch)
+    owl = tmp_path / "images" / "owl"
+    with pytest.raises(UserError, match=rf"^data.root={tmp_path / 'images'}: the class folder {owl} cannot be read "
+                                        rf"\(Permission denied\): give yourself permission to read it \(chmod -R u\+rX "
+                                        rf"'{owl}'\) or remove it$"):
+        run(["data=image_folder", f"data.root={tmp_path / 'images'}", "trainer.progress=false"], tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unreadable_data_root_is_named_unreadable(tmp_path, monkeypatch):
+    write_pngs(tmp_path / "images", ["cat", "dog"], 4)
+    denied(tmp_path / "images", monkeypatch)
+    with pytest.raises(UserError, match=r"images cannot be read \(Permission denied\): give yourself permission"):
+        source("image_folder", f"data.root={tmp_path / 'images'}")
+
+
+def test_an_image_the_user_may_not_open_says_so(tmp_path, monkeypatch):
+    write_pngs(tmp_path, ["cat", "dog"], 2)
+    files = ImageFiles(tmp_path, ["cat", "dog"])
+
+    def no_permission(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr("trainer.data.folders.pil_loader", no_permission)
+    with pytest.raises(UserError, match=r"cat/0.png cannot be opened \(no read permission\): make it readable "
+                                        r"\(chmod u\+r\) or delete it$"):
+        files[0]

@@ -246,10 +246,10 @@ def test_label_noise_replaces_training_labels_only_in_memory_and_on_disk():
 
 
 @pytest.mark.parametrize("override,says", [
-    ("data.label_noise=1", "data.label_noise=1 is invalid: use the fraction of training labels to replace, from 0 "
-                           "\\(none\\) up to but not including 1"),
+    ("data.label_noise=1", "data.label_noise=1 is invalid: the fraction of training labels to replace must be a "
+                           "number in \\[0, 1\\), e.g. data.label_noise=0.4"),
     ("data.label_noise=-0.1", "data.label_noise=-0.1 is invalid"),
-    ("data.normalize=maybe", "data.normalize=maybe is invalid: use true or false"),
+    ("data.normalize=maybe", "data.normalize=maybe is invalid: it must be true or false"),
     ("data.mean=0.5", "data.mean and data.std go together"),
     ("data.cache=sometimes", "data.cache=sometimes is not known: use auto, true or false"),
     ("data.cache_budget_gb=-1", "data.cache_budget_gb=-1 is invalid"),

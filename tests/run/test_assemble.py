@@ -86,7 +86,8 @@ def test_a_models_own_hooks_decide_what_trains_and_run_at_every_epoch_start(tmp_
 @pytest.mark.parametrize("overrides,says", [
     (["data.num_classes=5"], "the train split has labels from 0 to 9 but the model's head has 5 outputs: "
                              "set data.num_classes=10"),
-    (["data=synthetic", "data.channels=0"], "the model cannot take samples of data.shape=[0, 32, 32]"),
+    (["data=synthetic", "data.channels=0"], "data.channels=0 is invalid: the number of channels must be a whole "
+                                            "number >= 1"),
     (["loss.criterion._target_=torch.nn.NoSuchLoss"], "loss could not be built from trainer.losses.Objective"),
 ])
 def test_a_model_or_loss_that_does_not_fit_the_data_is_one_sentence(overrides, says):

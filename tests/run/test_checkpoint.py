@@ -167,15 +167,38 @@ def test_a_write_killed_midway_leaves_the_previous_checkpoint_intact(tmp_path, m
 @pytest.mark.parametrize("change,says", [
     ("model.hidden=[64]", r"was trained with model.hidden=\[32\], not \[64\]"),
     ("data.num_classes=12", r"was trained with data.num_classes=10, not 12"),
-    ("model=small_cnn", r"was trained with model._target_=trainer.models.MLP"),
+    ("model=small_cnn", r"was trained on model=mlp, not model=small_cnn"),
 ])
 def test_resuming_with_another_architecture_or_class_count_is_refused(tmp_path, change, says):
     run([*EXACT, "trainer.epochs=1"], tmp_path)
+    # another model option takes its own settings, not the MLP's (model.hidden=[32] is no width for small_cnn)
+    kept = [o for o in EXACT if not (change.startswith("model=") and o.startswith("model."))]
     with pytest.raises(UserError, match=says):
-        run([*EXACT, change, "trainer.epochs=2", f"ckpt_path={tmp_path}/checkpoints/last.pt"], tmp_path / "other")
+        run([*kept, change, "trainer.epochs=2", f"ckpt_path={tmp_path}/checkpoints/last.pt"], tmp_path / "other")
 
 
 def test_differences_name_every_changed_key_dotted():
     old = {"model": {"hidden": [32], "dropout": 0.3}, "seed": 0}
     new = {"model": {"hidden": [64], "dropout": 0.3}, "seed": 1}
     assert checkpoint.differences(old, new) == [("model.hidden", [32], [64]), ("seed", 0, 1)]
+
+
+def test_resuming_on_another_dataset_names_the_dataset_before_its_settings(tmp_path):
+    # iris and digits differ in data.batch_size, data.shape, ... too: the dataset is what the user got wrong
+    shutil.copytree(FORMAT1.parent, tmp_path / "assets", ignore=lambda folder, names: [
+        n for n in names if n != FORMAT1.name])
+    with pytest.raises(UserError, match=r"^ckpt_path=\S+ was trained on data=iris, not data=digits: resume with the "
+                                        r"run's own overrides"):
+        run([*FORMAT1_RUN[1:], "data=digits", "trainer.epochs=3", f"ckpt_path={tmp_path / 'assets' / FORMAT1.name}"],
+            tmp_path / "new")
+    assert not (tmp_path / "new" / "checkpoints").exists()
+
+
+def test_the_first_difference_is_a_group_option_then_a_target_then_the_first_key():
+    digits = {"data": {"batch_size": 64, "source": {"_target_": "trainer.data.digits"}}}
+    iris = {"data": {"batch_size": 16, "source": {"_target_": "trainer.data.iris"}}}
+    crafted = {"data": {"batch_size": 16, "source": {"_target_": "my.own.source"}}}
+    assert checkpoint.first_difference(checkpoint.differences(iris, digits), iris, digits) == (
+        "on data=iris, not data=digits")
+    assert checkpoint.first_difference(checkpoint.differences(crafted, digits), crafted, digits) == (
+        "with data.source._target_=my.own.source, not trainer.data.digits")

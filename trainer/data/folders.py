@@ -1,12 +1,11 @@
 """Your own images: a folder of class subfolders, in either layout (root/train/<class>/ with optional val/ and
 test/, or root/<class>/ split by seed). Class names are the subfolder names, sorted."""
-from pathlib import Path
-
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset, pil_loader
 
+from trainer.config.paths import check_folder, unreadable_folder
 from trainer.data.images import make_splits, unreadable
 from trainer.data.splits import Splits, split_indices
 from trainer.errors import UserError
@@ -43,6 +42,7 @@ class ImageFiles(Dataset):
 
 def folder_classes(folder, root):
     """The sorted class subfolders of `folder`; at least two, or one sentence saying what data.root should be."""
+    check_folder(folder, "data.root", fix="point data.root at a folder of class subfolders")
     try:
         classes, _ = find_classes(str(folder))
     except FileNotFoundError:
@@ -61,9 +61,13 @@ def class_files(folder, classes, root):
     get an output no sample ever trains)."""
     files = ImageFiles(folder, classes)
     counts = torch.bincount(files.targets, minlength=len(classes))
+    empty = [name for name, count in zip(classes, counts) if count == 0]
+    for name in empty:  # os.walk skips a folder it may not list as if it were empty: say which it is
+        if (why := unreadable_folder(folder / name)) is not None:
+            raise UserError(f"data.root={root}: the class folder {folder / name} cannot be read ({why}): give "
+                            f"yourself permission to read it (chmod -R u+rX '{folder / name}') or remove it")
     if counts.sum() == 0:
         raise UserError(f"data.root={root} has class subfolders but no images ({', '.join(IMG_EXTENSIONS)}) in them")
-    empty = [name for name, count in zip(classes, counts) if count == 0]
     if empty:
         raise UserError(f"data.root={root}: the class folder {folder / empty[0]} holds no images "
                         f"({', '.join(IMG_EXTENSIONS)}): add its images or remove the folder")
@@ -90,9 +94,7 @@ def image_folder(*, root: str, channels: int, image_size: int | None, augment: b
     """
     if not root:
         raise UserError("data=image_folder needs data.root: point it at a folder of class subfolders")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise UserError(f"data.root={root} does not exist: point data.root at a folder of class subfolders")
+    root = check_folder(root, "data.root", fix="point data.root at a folder of class subfolders")
     train_dir = root / "train"
     top = train_dir if train_dir.is_dir() else root
     classes = folder_classes(top, root)

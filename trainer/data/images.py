@@ -30,6 +30,9 @@ class UnreadableImage(UserError):
 
 
 def unreadable(path, error):
+    if isinstance(error, PermissionError):  # the file is fine; the user may not open it
+        return UnreadableImage(f"{path} cannot be opened (no read permission): make it readable (chmod u+r) or "
+                               "delete it")
     reason = "no image format PIL knows" if isinstance(error, UnidentifiedImageError) else first_line(error)
     return UnreadableImage(f"{path} cannot be read as an image ({reason}): delete it or replace it with a readable "
                            "copy")

@@ -1,4 +1,5 @@
 """data.normalize: per-channel (x - mean) / std, with the training split's statistics or data.mean/data.std."""
+import math
 from dataclasses import replace
 
 import torch
@@ -27,7 +28,7 @@ class Standardize:
 def channel_values(value, key, channels):
     """data.mean / data.std as one float per channel: a number or a one-item list is every channel's."""
     values = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__len__") else [value]
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
     if not numbers or len(values) not in (1, channels) or (key == "data.std" and min(values) <= 0):
         raise UserError(f"{key}={value} is invalid: give one number for every channel or one per channel "
                         f"({channels} here){', each > 0' if key == 'data.std' else ''}, or null for the training "

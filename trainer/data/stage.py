@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from trainer.config import build
 from trainer.config.checks import check_auto_or_bool
+from trainer.config.values import check_values
 from trainer.data.cache import cache_splits
 from trainer.data.labels import target_statistics, with_label_noise
 from trainer.data.normalization import channel_statistics, channel_values, normalized
@@ -120,18 +121,9 @@ def normalization(cfg: DictConfig, splits: Splits, model_class: type | None
     return mean, std
 
 
-def is_fraction(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
-
-
 def check_settings(cfg_data: DictConfig) -> None:
     """The data stage's keys, checked before any data is read; a mistake is one sentence naming the key."""
-    noise = cfg_data.get("label_noise", 0)
-    if not is_fraction(noise):
-        raise UserError(f"data.label_noise={noise} is invalid: use the fraction of training labels to replace, "
-                        "from 0 (none) up to but not including 1, e.g. data.label_noise=0.4")
-    if cfg_data.get("normalize", False) not in (True, False):
-        raise UserError(f"data.normalize={cfg_data.normalize} is invalid: use true or false")
+    check_values(cfg_data, under="data")  # every number and switch (trainer/config/values.py)
     if cfg_data.get("mean") is not None and not cfg_data.get("normalize", False):
         raise UserError(f"data.mean={cfg_data.mean} is set but data.normalize=false: set data.normalize=true to use "
                         "it, or data.mean=null data.std=null")
@@ -146,10 +138,6 @@ def check_settings(cfg_data: DictConfig) -> None:
     if split == "stratified" and cfg_data.get("task", CLASSIFICATION) != CLASSIFICATION:
         raise UserError("data.split=stratified cuts each class in the same fractions, and regression targets have no "
                         "classes: use data.split=random")
-    budget = cfg_data.get("cache_budget_gb", 0)
-    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget < 0:
-        raise UserError(f"data.cache_budget_gb={budget} is invalid: use the memory in GB that data.cache=auto may "
-                        "fill with decoded images, e.g. data.cache_budget_gb=2")
 
 
 def augmented(splits: Splits) -> Splits:

@@ -1,9 +1,11 @@
 """torchvision's datasets with a train/test split (CIFAR-10, MNIST, Fashion-MNIST, ...): downloaded into data.root
 when data.download allows it, else one sentence naming data.root and data.download."""
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
+from trainer.config.paths import check_folder
 from trainer.data.images import make_splits
 from trainer.data.splits import Splits, split_indices
 from trainer.errors import UserError, first_line
@@ -30,6 +32,8 @@ def torchvision_dataset(*, dataset: Callable, root: str, download: bool, channel
     Val is carved from the train split by `seed`; test is the dataset's own test split."""
     if not root:
         raise UserError("data.root is not set: point it at a folder for the dataset, e.g. data.root=data")
+    if Path(root).expanduser().exists():  # a missing one is made by the download
+        check_folder(root, "data.root", fix="point data.root at the folder that holds the dataset (or will)")
     train_all = open_torchvision(dataset, root, download, train=True)
     test = open_torchvision(dataset, root, download, train=False)
     train_idx, val_idx, _ = split_indices(len(train_all), val_fraction, None, seed,

@@ -51,7 +51,7 @@ class TransferModel(nn.Module):
                  freeze_backbone: bool = True, unfreeze_at_epoch: int | None = None, backbone_lr_mult: float = 0.1,
                  cache_features: str | bool = "auto"):
         super().__init__()
-        check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, backbone_lr_mult, cache_features)
+        check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, cache_features)
         network, reference = load_network(arch, weights)
         head_name, output_layer = last_linear(network, arch)
         network.set_submodule(head_name, nn.Identity())
@@ -144,7 +144,8 @@ class TransferModel(nn.Module):
                             ": it is not a network whose last Linear layer is its output; pick another model.arch")
 
 
-def check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, backbone_lr_mult, cache_features):
+def check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, cache_features):
+    """The settings that depend on each other; each value's own rule is in trainer/config/values.py."""
     if len(in_shape) != 3:
         raise UserError(f"transfer models need images shaped [channels, height, width], but data.shape="
                         f"{list(in_shape)}: use model=mlp for tabular data")
@@ -156,8 +157,6 @@ def check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, backbone_lr_mul
         if not isinstance(unfreeze_at_epoch, int) or isinstance(unfreeze_at_epoch, bool) or unfreeze_at_epoch < 2:
             raise UserError(f"model.unfreeze_at_epoch={unfreeze_at_epoch} is invalid: use an epoch >= 2 "
                             "(model.freeze_backbone=false trains the backbone from the start) or null")
-    if not isinstance(backbone_lr_mult, (int, float)) or isinstance(backbone_lr_mult, bool) or backbone_lr_mult <= 0:
-        raise UserError(f"model.backbone_lr_mult={backbone_lr_mult} is invalid: use a number > 0, e.g. 0.1")
 
 
 def check_channels(in_shape, needed, arch):

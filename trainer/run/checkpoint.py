@@ -198,11 +198,22 @@ def check_resumable(stored, current, ckpt_path, *, done_epochs, before_data=Fals
                for d in differences(stored.get(section), current.get(section), f"{section}.")
                if d[1] is not ABSENT and not (before_data and d[2] is None) and d[0] not in SCORING_ONLY]
     if changed:
-        key, old, new = changed[0]
-        raise UserError(
-            f"ckpt_path={ckpt_path} was trained with {key}={old}, not {new}: resume with the run's own overrides "
-            f"(its .hydra/overrides.yaml); only trainer.* keys such as trainer.epochs may change"
-        )
+        raise UserError(f"ckpt_path={ckpt_path} was trained {first_difference(changed, stored, current)}: resume with "
+                        "the run's own overrides (its .hydra/overrides.yaml); only trainer.* keys such as "
+                        "trainer.epochs may change")
+
+
+def first_difference(changed, stored, current):
+    """What a user most needs to hear of the differences between two configs: another option of a group (data=iris,
+    not data=digits), else a built target before the settings that go with it, in RESUMABLE_SECTIONS' order (the
+    dataset first)."""
+    for group in RESUMABLE_SECTIONS:
+        if isinstance(stored.get(group), dict) and isinstance(current.get(group), dict):
+            old, new = option_of(group, stored[group]), option_of(group, current[group])
+            if old and new and old != new:
+                return f"on {group}={old}, not {group}={new}"
+    key, old, new = min(changed, key=lambda d: not d[0].endswith("_target_"))  # the first target, else the first
+    return f"with {key}={old}, not {new}"
 
 
 # --- random generators ------------------------------------------------------------------------------------------
