@@ -16,9 +16,14 @@ from trainer.run.interrupt import Interrupted
 EXACT = ["model=mlp", "model.dropout=0.3", "model.hidden=[32]", "trainer.progress=false", "trainer.device=cpu"]
 
 
-def test_interrupted_names_the_signal_the_checkpoint_and_the_exit_status():
-    stop = Interrupted(signal.SIGINT, "RUN/checkpoints/last.pt")
-    assert stop.exit_code == 130 and "stopped by SIGINT" in str(stop) and "ckpt_path=RUN/checkpoints/last.pt" in str(stop)
+def test_interrupted_names_the_signal_the_checkpoint_and_the_exit_status(tmp_path):
+    last = tmp_path / "last.pt"
+    last.write_bytes(b"state")
+    stop = Interrupted(signal.SIGINT, last)
+    assert stop.exit_code == 130 and str(stop).startswith("stopped by SIGINT") and f"ckpt_path={last}" in str(stop)
+    without = Interrupted(signal.SIGTERM, tmp_path / "never_written.pt")
+    assert without.exit_code == 143 and str(without) == (
+        "stopped by SIGTERM: it had written no checkpoint, so nothing is lost: run the same command again")
 
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

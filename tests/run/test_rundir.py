@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, compose_config, run, run_cli
 from trainer.errors import UserError
-from trainer.run.rundir import claim_dir, home_of, place, register_resolvers, write_status
+from trainer.run.rundir import claim_dir, home_of, place, register_resolvers, set_aside, write_status
 
 EXACT = ["model=mlp", "model.hidden=[32]", "trainer.progress=false", "trainer.device=cpu", "data.batch_size=128"]
 
@@ -78,5 +78,11 @@ def test_a_resumed_run_from_the_cli_writes_status_and_metrics_into_its_own_run_d
     assert not (tmp_path / "again" / "status.json").exists()
     missing = run_cli(tmp_path, *EXACT, f"ckpt_path={tmp_path}/nowhere/last.pt", f"hydra.run.dir={tmp_path / 'third'}")
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
-    assert json.loads((tmp_path / "third" / "status.json").read_text())["status"] == "failed"
-    assert "does not exist" in (tmp_path / "third" / "train.log").read_text()
+    assert list((tmp_path / "third").iterdir()) == []  # refused before any work: nothing behind (issue 23 #11)
+
+
+def test_attempts_set_aside_are_numbered(tmp_path):
+    for attempt in (1, 2):
+        (tmp_path / "status.json").write_text(str(attempt))
+        assert set_aside(tmp_path) == tmp_path / "set_aside" / str(attempt)
+    assert (tmp_path / "set_aside" / "2" / "status.json").read_text() == "2"
