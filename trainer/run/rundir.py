@@ -57,9 +57,19 @@ def cannot_make(path, error: OSError, *, key: str) -> UserError:
     path = Path(path).absolute()
     named = Path(error.filename).absolute() if error.filename else path
     named = f": {named}" if named != path else ""
-    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
-    fix = FIXES.get(error.errno, FIX_OTHER).format(key=key, blocker=blocker)
+    fix = FIXES.get(error.errno, FIX_OTHER).format(key=key, blocker=blocker(path))
     return UserError(f"{path} cannot be written ({error.strerror or first_line(error)}{named}): {fix}")
+
+
+def blocker(path: Path) -> Path:
+    """The file that stands where `path` or one of its folders should be (`path` itself if none does)."""
+    for candidate in (path, *path.parents):
+        try:
+            if candidate.exists() and not candidate.is_dir():
+                return candidate
+        except OSError:  # a name too long to look up
+            continue
+    return path
 
 
 def make_folder(folder, *, key: str) -> Path:
