@@ -44,9 +44,11 @@ def claim_dir(base):
 FIXES = {errno.ENAMETOOLONG: "a name in it is longer than the file system allows: choose shorter names for {key}",
          errno.ENOTDIR: "{blocker} is a file, not a folder: move it, or point {key} elsewhere",
          errno.EEXIST: "{blocker} is a file, not a folder: move it, or point {key} elsewhere",
-         errno.ENOSPC: "free some space on that disk, then run the same command again",
-         errno.EDQUOT: "free some space within your disk quota, then run the same command again",
-         errno.EFBIG: "the file system (or `ulimit -f`) allows no larger file: make room, then run again"}
+         errno.ENOSPC: "free some space on that disk, then run again (a run with checkpoints/last.pt resumes from it)",
+         errno.EDQUOT: "free some space within your disk quota, then run again (a run with checkpoints/last.pt "
+                       "resumes from it)",
+         errno.EFBIG: "the file system (or `ulimit -f`) allows no larger file: make room, then run again (a run with "
+                      "checkpoints/last.pt resumes from it)"}
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk, the quota or the file size limit is full
 FIX_OTHER = "point {key} at a folder you can write to (runs go to outputs/ under the folder you start train in)"
 
