@@ -49,7 +49,7 @@ def run(cfg):
     with StopAtOnce():  # a signal at any moment stops the run with a status (the epochs first finish their step)
         try:
             cfg, place = decide_place(cfg, job, overrides, in_sweep=in_sweep)
-            records = place and Records(place, cfg, job, in_sweep=in_sweep)
+            records = None if place is None else Records(place, cfg, job, in_sweep=in_sweep)
         except UserError as refusal:  # the folder is another run's (or the user's): nothing is written into it
             return report(refusal, cfg, overrides, in_sweep=in_sweep)
         if place is None:

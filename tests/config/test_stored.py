@@ -14,7 +14,8 @@ from trainer.errors import UserError
     ("data.mean=[[0.5],{a:{b:{_target_:os.system}}}]", "holds a config node as its value"),
     ("loss.criterion={label_smoothing:0.1}", "holds a config node as its value"),  # no target, still a node
     # a group option outside conf/
-    ("loss=../../../../some/where/evil_loss", "chooses ../../../../some/where/evil_loss for loss, which is not an option"),
+    ("loss=../../../../some/where/evil_loss", "chooses ../../../../some/where/evil_loss for loss, which is not an "
+                                              "option"),
     ("loss=ce,../evil", "chooses ../evil for loss"),
     ("model=choice(mlp,/tmp/evil)", "chooses /tmp/evil for model"),
     ("loss=[ce]", "chooses ['ce'] for loss"),

@@ -50,8 +50,8 @@ def test_a_real_signal_finishes_the_step_saves_last_and_exits_128_plus_signal(tm
     assert len(resumed["history"]) == progress.epoch + 1
 
 
-# A child `train` whose `target` (module, attribute of it) blocks once reached, after saying so on stdout: the signal then
-# arrives exactly there, however loaded the machine is.
+# A child `train` whose `target` (module, attribute of it) blocks once reached, after saying so on stdout: the signal
+# then arrives exactly there, however loaded the machine is.
 BLOCKING = """
 import sys, time
 import importlib

@@ -213,7 +213,7 @@ def test_a_mistake_found_while_the_data_are_read_leaves_nothing_in_a_named_folde
 def test_the_same_command_again_reuses_the_folder_of_its_attempt_that_left_no_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     args = [*TINY, "trainer.epochs=1"]
-    (run_dir / ".hydra").mkdir(parents=True)  # an attempt stopped before its first checkpoint (tests/run/test_interrupt.py)
+    (run_dir / ".hydra").mkdir(parents=True)  # an attempt stopped before its first checkpoint (test_interrupt.py)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(args))
     (run_dir / "train.log").write_text("the attempt's log")
     write_status(run_dir, 1.0, Interrupted(15))

@@ -9,4 +9,5 @@ from trainer.config.stored import (MOVED_TARGETS, SPECIAL_KEYS, check_recorded_o
                                    override_key, with_moved_targets)
 
 __all__ = ["MOVED_TARGETS", "SPECIAL_KEYS", "build", "check_added_keys", "check_recorded_override", "check_stored",
-           "config_dir", "declared_groups", "declared_keys", "declared_targets", "leaves", "option_of", "override_key", "targets_in", "validate", "with_moved_targets"]
+           "config_dir", "declared_groups", "declared_keys", "declared_targets", "leaves", "option_of", "override_key",
+           "targets_in", "validate", "with_moved_targets"]
