@@ -261,6 +261,7 @@ def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_sentence_before_trai
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "checkpoints").write_text("not a folder")
-    with pytest.raises(UserError, match=rf"{folder}/checkpoints cannot be written .*: point hydra.run.dir"):
+    with pytest.raises(UserError, match=rf"{folder} holds files losslab did not write \(checkpoints\)"):
         run(QUICK, folder)
-    assert not list(folder.glob("events.out.tfevents.*"))
+    assert [p.name for p in folder.iterdir()] == ["checkpoints"] and (folder / "checkpoints").read_text() == (
+        "not a folder")

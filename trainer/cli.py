@@ -15,12 +15,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from trainer.config import config_dir, misspelt_override, validate
+from trainer.config import config_dir, misspelt_override, override_key, validate
 from trainer.errors import Exit, UserError
 from trainer.logs import RunLog, log
 from trainer.metrics import ACC, TEST, recorded_monitor, result_key
 from trainer.run import rundir
-from trainer.run.interrupt import Interrupted
+from trainer.run.interrupt import Interrupted, Stop, StopAtOnce
 from trainer.sweep import resume as resume_sweep
 
 # mode -> the function that runs it, imported when chosen so that `train --help` does not wait for torch
@@ -38,7 +38,7 @@ def run_mode(cfg, place, overrides):
 
 def dispatch(cfg, new_dir, overrides=()):
     """What `train` does with a composed config, without Hydra's records: decide the folder, run the mode."""
-    return run_mode(cfg, rundir.place(cfg, new_dir), list(overrides))
+    return run_mode(cfg, rundir.place(cfg, new_dir, list(overrides)), list(overrides))
 
 
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
@@ -46,35 +46,45 @@ def run(cfg):
     job = HydraConfig.get()
     overrides = list(job.overrides.task)
     in_sweep = job.mode == RunMode.MULTIRUN
-    try:
-        cfg, place = decide_place(cfg, job, overrides, in_sweep=in_sweep)
-    except UserError as refusal:  # the folder is another run's: nothing is written into it
-        return report(refusal, cfg, overrides, in_sweep=in_sweep)
-    if place is None:
-        return None  # a done job of a sweep being finished: kept as it is
-    records = Records(place, cfg, job)
-    try:
-        metrics = run_mode(cfg, place, overrides)
-    except Interrupted as stop:
-        # even in a sweep: the user (or the scheduler) wants the whole process to stop
-        records.close(stop)
-        print(stop, file=sys.stderr)
-        if in_sweep:
-            stop_sweep(job, cfg, why=f"the sweep was stopped during job {job.job.num}")
-        raise Exit(stop.exit_code) from None
-    except Exception as error:
-        records.close(error)
-        return report(error, cfg, overrides, in_sweep=in_sweep)
+    with StopAtOnce():  # a signal at any moment stops the run with a status (the epochs first finish their step)
+        try:
+            cfg, place = decide_place(cfg, job, overrides, in_sweep=in_sweep)
+            records = None if place is None else Records(place, cfg, job, in_sweep=in_sweep)
+        except UserError as refusal:  # the folder is another run's (or the user's): nothing is written into it
+            return report(refusal, cfg, overrides, in_sweep=in_sweep)
+        if place is None:
+            return None  # a done job of a sweep being finished: kept as it is
+        try:
+            metrics = run_mode(cfg, place, overrides)
+        except (Interrupted, Stop) as stop:
+            stopped(stop, records, job, cfg, in_sweep=in_sweep)
+        except Exception as error:
+            error = rundir.as_system_error(error, place.run_dir)  # a full disk: one sentence naming the file
+            records.close(error)
+            return report(error, cfg, overrides, in_sweep=in_sweep)
     records.close()
     # what a sweeper (e.g. Optuna) optimises: the run's best validation value
     return metrics.get(recorded_monitor(metrics).best_key, metrics.get(result_key(TEST, ACC)))
+
+
+def stopped(stop, records, job, cfg, *, in_sweep):
+    """A signal stopped the run (in the epochs: after a step, with last.pt saved; anywhere else: where it was): its
+    status, one line on how to go on, exit 128 + the signal. Even in a sweep: the user (or the scheduler) wants the
+    whole process to stop."""
+    if not isinstance(stop, Interrupted):
+        stop = Interrupted(stop.signum, records.place.run_dir / "checkpoints" / "last.pt")
+    records.close(stop)
+    print(stop, file=sys.stderr)
+    if in_sweep:
+        stop_sweep(job, cfg, why=f"the sweep was stopped during job {job.job.num}")
+    raise Exit(stop.exit_code) from None
 
 
 def decide_place(cfg, job, overrides, *, in_sweep):
     """(config, Place) of the run, or (config, None) for a sweep job that is already done. A sweep job whose sweep
     folder holds an earlier run of it keeps, resumes or runs it again (trainer/sweep/resume.py)."""
     if not in_sweep:
-        return cfg, rundir.place(cfg, job.runtime.output_dir)
+        return cfg, rundir.place(cfg, job.runtime.output_dir, overrides)
     plan = resume_sweep.plan_job(cfg, new_dir=job.runtime.output_dir, sweep_dir=job.sweep.dir, num=job.job.num,
                                  overrides=overrides, ignored=tuple(job.job.config.override_dirname.exclude_keys))
     if plan.action == "keep":
@@ -93,18 +103,25 @@ def stop_sweep(job, cfg, *, why):
 
 class Records:
     """What the run leaves in its folder besides its results: .hydra/ and train.log from the start (for a resumed
-    run, once the resume is accepted), and status.json at the end."""
+    run, once the resume is accepted), and status.json at the end. A single run refused before it wrote anything
+    else (a config mistake, a folder it cannot write) leaves nothing behind: its records are removed, and so is its
+    folder if it was made for it (outputs/DATE/TIME; a folder named with hydra.run.dir may be the user's)."""
 
-    def __init__(self, place, cfg, job):
+    def __init__(self, place, cfg, job, *, in_sweep=False):
         self.place, self.started, self.log = place, time.perf_counter(), None
-        self.writes = rundir.is_rank_0()
+        self.writes, self.in_sweep = rundir.is_rank_0(), in_sweep
+        self.made_here = "hydra.run.dir" not in {override_key(o) for o in job.overrides.hydra}
         if not self.writes:
             return
-        if place.continuing:
-            place.on_begin = lambda: self.open_log(f"resumed from {cfg.ckpt_path} with {' '.join(job.overrides.task)}")
-        else:
-            rundir.write_hydra_record(place.run_dir, cfg, job)
-            self.open_log(f"train {' '.join(job.overrides.task)}")
+        try:
+            if place.continuing:
+                place.on_begin = lambda: self.open_log(
+                    f"resumed from {cfg.ckpt_path} with {' '.join(job.overrides.task)}")
+            else:
+                rundir.write_hydra_record(place.run_dir, cfg, job)
+                self.open_log(f"train {' '.join(job.overrides.task)}")
+        except OSError as error:
+            raise rundir.cannot_make(place.run_dir, error, key="hydra.run.dir") from None
 
     def open_log(self, command):
         self.log = RunLog(self.place.run_dir / "train.log").start()
@@ -113,11 +130,17 @@ class Records:
     def close(self, error=None):
         if not (self.place.ours and self.writes):
             return
-        rundir.write_status(self.place.run_dir, time.perf_counter() - self.started, error)
         if self.log is not None:
             if error is not None and not isinstance(error, Interrupted):
                 self.log.failure(error)
             self.log.stop()
+        refused = isinstance(error, UserError) and not self.in_sweep  # a sweep's summary lists a job's reason
+        if refused and rundir.discard_records(self.place.run_dir, remove_folder=self.made_here):
+            return
+        try:
+            rundir.write_status(self.place.run_dir, time.perf_counter() - self.started, error)
+        except UserError:
+            pass  # the disk is full: the run's own error says so already
 
 
 def report(error, cfg, overrides, *, in_sweep):
@@ -141,6 +164,7 @@ def main():
     """`train` and `python -m trainer`. Under torchrun (WORLD_SIZE > 1) each process first joins the process
     group, so that all of them agree on one run dir before Hydra composes the config."""
     rundir.register_resolvers()
+    StopAtOnce().install()  # a signal before the run has a folder: one line, not a traceback
     try:
         sys.argv[1:] = resume_sweep.expand_command(sys.argv[1:])  # `train resume_sweep=DIR`: the sweep's command
     except UserError as error:
@@ -158,6 +182,9 @@ def main():
             distributed.stop()
     except Exit:
         raise
+    except Stop as stop:  # before the run had a folder, or between a sweep's jobs: nothing to record
+        print(Interrupted(stop.signum), file=sys.stderr)
+        raise Exit(128 + stop.signum) from None
     except SystemExit as exit:
         # Hydra reports its own errors (an unknown option, a malformed override) and exits 1: the user's mistake
         raise Exit(USER_MISTAKE if exit.code == 1 else exit.code) from None

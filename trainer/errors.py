@@ -1,3 +1,7 @@
+"""The user's mistakes (UserError: one sentence, exit status 2) and the exit statuses losslab chooses."""
+import sys
+
+
 def first_line(error, limit=300):
     """An exception's message as one line: its first paragraph (a message wrapped over several lines, such as
     Hydra's, is joined back into its sentence), at most `limit` characters; its type when it has no message."""
@@ -14,3 +18,13 @@ class UserError(Exception):
 
 class Exit(SystemExit):
     """An exit status chosen by losslab (see trainer/cli.py); Hydra's own failures arrive as a bare SystemExit(1)."""
+
+
+USER_MISTAKE = 2  # the exit status of a mistake the user can fix (trainer/cli.py lists them all)
+
+
+def refuse(error: UserError) -> None:
+    """Stop the process with a user's mistake as one sentence and exit status 2: for code that runs outside the CLI's
+    own error handling (Hydra's callbacks, before any job starts)."""
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    raise Exit(USER_MISTAKE)

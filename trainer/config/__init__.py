@@ -5,10 +5,11 @@ loaded."""
 from trainer.config.build import build
 from trainer.config.checks import validate
 from trainer.config.keys import check_added_keys, misspelt_override
-from trainer.config.location import config_dir, declared_targets, option_of, targets_in
-from trainer.config.stored import (MOVED_TARGETS, SPECIAL_KEYS, check_stored, leaves, override_key,
-                                   with_moved_targets)
+from trainer.config.location import (config_dir, declared_groups, declared_keys, declared_targets, option_of,
+                                     targets_in)
+from trainer.config.stored import (MOVED_TARGETS, SPECIAL_KEYS, check_recorded_override, check_stored, leaves,
+                                   override_key, with_moved_targets)
 
-__all__ = ["MOVED_TARGETS", "SPECIAL_KEYS", "build", "check_added_keys", "check_stored", "config_dir",
-           "declared_targets", "leaves", "misspelt_override", "option_of", "override_key", "targets_in", "validate",
-           "with_moved_targets"]
+__all__ = ["MOVED_TARGETS", "SPECIAL_KEYS", "build", "check_added_keys", "check_recorded_override", "check_stored",
+           "config_dir", "declared_groups", "declared_keys", "declared_targets", "leaves", "misspelt_override",
+           "option_of", "override_key", "targets_in", "validate", "with_moved_targets"]

@@ -27,6 +27,37 @@ def declared_targets() -> frozenset:
     return frozenset(found)
 
 
+@functools.cache
+def declared_groups() -> dict:
+    """{config group: frozenset of its options} that losslab's own conf/ declares, e.g. {"loss": {"ce", ...}}: the
+    only group options a config read from a file may choose (a path such as loss=../../elsewhere is none of them)."""
+    return {str(folder.relative_to(config_dir())): frozenset(path.stem for path in folder.glob("*.yaml"))
+            for folder in config_dir().rglob("*") if folder.is_dir() and any(folder.glob("*.yaml"))}
+
+
+@functools.cache
+def declared_keys() -> frozenset:
+    """Every dotted key that config.yaml or an option of a group in losslab's own conf/ declares (at any depth, e.g.
+    "model.hidden", "data.source.num_samples"), Hydra's own settings and defaults lists left out: the only keys a
+    config read from a file may set."""
+    found = set()
+    for path in config_dir().rglob("*.yaml"):
+        text = path.read_text()
+        group = path.parent.relative_to(config_dir()).parts
+        prefix = "" if "@package _global_" in text or not group else ".".join(group)
+        node = {key: value for key, value in (yaml.safe_load(text) or {}).items() if key not in ("defaults", "hydra")}
+        found |= keys_in(node, prefix)
+    return frozenset(found)
+
+
+def keys_in(node: object, path: str) -> set:
+    """The dotted paths of every key of nested dicts (a list is a value: its items are not keys)."""
+    if not isinstance(node, dict):
+        return set()
+    return {k for key, value in node.items() for k in {f"{path}.{key}".lstrip(".")} | keys_in(
+        value, f"{path}.{key}".lstrip("."))}
+
+
 def targets_in(node: object, path: str) -> set:
     """{(config path, target)} of every `_target_` in a plain nested container, at any depth."""
     if isinstance(node, list):

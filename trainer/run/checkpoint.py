@@ -21,6 +21,7 @@ import yaml
 
 from trainer.config import config_dir, option_of, with_moved_targets
 from trainer.errors import UserError, first_line
+from trainer.run.rundir import NO_SPACE, cannot_make, make_folder
 from trainer.runtime import distributed
 from trainer.safe_load import load_pt
 
@@ -58,13 +59,18 @@ class Progress:
 # --- files ------------------------------------------------------------------------------------------------------
 
 def save(state, *paths):
-    """Write `state` to every path atomically: a killed process leaves the previous file intact, never a half-written
-    one. Serialised and written once; further paths are hard links to the same file, made before the rename."""
+    """Write `state` to every path atomically: a killed process or a full disk leaves the previous file intact, never
+    a half-written one. Serialised and written once; further paths are hard links to the same file, made before the
+    rename.
+
+    Raises:
+        UserError: the system refused the write (a full disk, `ulimit -f`, a read-only folder), naming the file.
+    """
     paths = [Path(p) for p in paths]
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
     tmps = [path.with_name(path.name + ".tmp") for path in paths]
     try:
+        for path in paths:
+            make_folder(path.parent, key="hydra.run.dir")
         with open(tmps[0], "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -73,6 +79,17 @@ def save(state, *paths):
             link_or_copy(tmps[0], tmp)
         for tmp, path in zip(tmps, paths):
             os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        # torch reports a failed write as a RuntimeError ("unexpected pos") raised while handling the OSError
+        system = error if isinstance(error, OSError) else error.__context__
+        if not isinstance(system, OSError):
+            raise
+        if system.errno not in NO_SPACE:
+            raise cannot_make(paths[0], system, key="hydra.run.dir") from None
+        then = (f"{paths[0]} keeps the earlier checkpoint, so make room and continue with ckpt_path={paths[0]}"
+                if paths[0].is_file() else "no checkpoint was written, so make room and run the same command again")
+        raise UserError(f"{paths[0]} cannot be written ({system.strerror}; see `df -h` and `ulimit -f`): "
+                        f"{then}") from None
     finally:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)

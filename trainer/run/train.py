@@ -64,8 +64,9 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     out = Outputs(run_dir, Tracker(run_dir, purge_step=progress.global_step if resume else None,
                                    enabled=distributed.is_main()))
     try:
-        with worker_failures_explained(), StopOnSignal() as stop:
-            fit(parts, progress, out=out, stop=stop)
+        with worker_failures_explained():
+            with StopOnSignal() as stop:  # the epochs end a step before they stop; anything else stops at once
+                fit(parts, progress, out=out, stop=stop)
             test = test_best(parts, progress, out=out, chosen_lr=chosen_lr)
     finally:
         out.tracker.close()

@@ -6,11 +6,11 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
-from trainer.errors import Exit, UserError
-from trainer.run.rundir import DIVERGED, FAILED
+from trainer.errors import Exit, UserError, refuse
+from trainer.run.rundir import DIVERGED, FAILED, folder_of, make_folder
 from trainer.sweep.pictures import CURVES, RELIABILITY, plot_curves, plot_reliability
 from trainer.sweep.report import groups_csv, summary_csv, summary_markdown
-from trainer.sweep.resume import SHORTCUT
+from trainer.sweep.resume import SHORTCUT, check_same_sweep
 from trainer.sweep.summary import check_target, read_summary
 
 FILES = ("summary.md", "summary.csv", "summary_groups.csv", CURVES, RELIABILITY)
@@ -54,12 +54,16 @@ class SummaryCallback(Callback):
     main wrapper drops the sweep's return value, so this is the last code that sees the whole sweep)."""
 
     def on_multirun_start(self, config, **kwargs):
-        try:  # before any job runs: a mistake here would otherwise surface only after the whole sweep
+        # before any job runs and before Hydra writes multirun.yaml: a refusal leaves the folder as it was
+        try:
             check_target(OmegaConf.select(config, "sweep.target"))
+            sweep_dir = folder_of(config, "hydra.sweep.dir")
+            check_same_sweep(sweep_dir, {"sweeper": OmegaConf.to_container(config.hydra.sweeper, resolve=True),
+                                         "overrides": {"task": list(config.hydra.overrides.task)}},
+                             ignored=tuple(config.hydra.job.config.override_dirname.exclude_keys))
+            make_folder(sweep_dir, key="hydra.sweep.dir")
         except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        sweep_dir = Path(str(config.hydra.sweep.dir))
+            refuse(error)
         if (sweep_dir / "multirun.yaml").is_file():  # Hydra writes it after this: the folder holds an earlier run
             print(f"finishing the sweep in {sweep_dir}: done jobs are kept, stopped ones resume from their last.pt, "
                   "failed ones run again", flush=True)

@@ -8,9 +8,8 @@ from pathlib import Path
 import yaml
 
 from trainer.config import override_key
-from trainer.run.rundir import DONE, NOT_STARTED, UNFINISHED, read_json
+from trainer.run.rundir import DONE, NOT_STARTED, SET_ASIDE, UNFINISHED, read_json
 
-SET_ASIDE = "set_aside"   # a job run again keeps its earlier attempts' files here, numbered 1, 2, ...
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # every job reads the sweep's records: libyaml's speed
 
 
@@ -50,21 +49,30 @@ def read_jobs(sweep_dir):
     """Every job of the sweep in launch order: the job dirs (folders with .hydra/overrides.yaml; the attempts a
     resumed sweep set aside are not jobs), then the jobs its command plans that never started."""
     sweep_dir = Path(sweep_dir)
-    # the sweep dir itself is a job dir when a job has no overrides (hydra.sweep.subdir is then empty)
-    dirs = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")
-            if SET_ASIDE not in p.relative_to(sweep_dir).parts}
-    jobs = [read_job(d, sweep_dir) for d in dirs]
+    jobs = [read_job(d, sweep_dir) for d in job_dirs(sweep_dir)]
     started = {job.num for job in jobs}
     jobs += [Job(name=",".join(overrides), num=num, overrides=overrides, status=NOT_STARTED)
              for num, overrides in enumerate(planned_jobs(sweep_dir) or []) if num not in started]
     return sorted(jobs, key=lambda job: (job.num, job.name))
 
 
+def job_dirs(sweep_dir: Path) -> set:
+    """The job folders of a sweep: those with .hydra/overrides.yaml, the attempts a resumed sweep set aside left
+    out. The sweep dir itself is one when a job has no overrides (hydra.sweep.subdir is then empty)."""
+    return {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")
+            if SET_ASIDE not in p.relative_to(sweep_dir).parts}
+
+
 def planned_jobs(sweep_dir):
     """The overrides of every job the sweep in `sweep_dir` plans, in launch order, from Hydra's record of its command
     (multirun.yaml); None for a sweeper that chooses its jobs as it goes (Optuna) or without a record."""
     record = Path(sweep_dir) / "multirun.yaml"
-    hydra_cfg = ((yaml.safe_load(record.read_text()) if record.is_file() else None) or {}).get("hydra") or {}
+    return grid_jobs(((yaml.safe_load(record.read_text()) if record.is_file() else None) or {}).get("hydra") or {})
+
+
+def grid_jobs(hydra_cfg: dict) -> list | None:
+    """The overrides of every job a sweep's Hydra config (a plain dict: its sweeper and overrides) plans, in launch
+    order; None for a sweeper that chooses its jobs as it goes (Optuna)."""
     sweeper = hydra_cfg.get("sweeper") or {}
     if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
         return None

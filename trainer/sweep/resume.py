@@ -10,17 +10,16 @@ A job is found by its folder name (its overrides) or, when the command adds over
 trainer.epochs=30, which renames the folders Hydra would make), by its job number; either way its recorded overrides
 must be the same job's, or it is refused in one sentence.
 """
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from omegaconf import OmegaConf
 
-from trainer.config import SPECIAL_KEYS, override_key
+from trainer.config import check_recorded_override, override_key
 from trainer.errors import UserError
-from trainer.run.rundir import DONE, STOPPED, UNFINISHED, holds_any_run_file, read_json
-from trainer.sweep.jobs import SET_ASIDE, job_num
+from trainer.run.rundir import DONE, SET_ASIDE, STOPPED, UNFINISHED, holds_any_run_file, read_json, set_aside
+from trainer.sweep.jobs import grid_jobs, job_dirs, job_num
 
 RESUMABLE = ("trainer.",)  # overrides a resume may change (as for a single run); the others identify a job
 SHORTCUT = "resume_sweep"  # `train resume_sweep=DIR [overrides]`
@@ -70,28 +69,54 @@ def earlier_folder(sweep_dir, num, new_dir):
     return None
 
 
-def check_same_job(folder, num, overrides, *, ignored):
+def job_identity(overrides, ignored):
+    """What makes a job that job: its overrides, less those a resume may change (`ignored`: keys and prefixes)."""
+    return tuple(sorted(str(o) for o in overrides if not override_key(str(o)).startswith(ignored)
+                        and override_key(str(o)) not in ignored))
+
+
+def stored_overrides(folder):
     record = folder / ".hydra" / "overrides.yaml"
-    stored = [str(o) for o in yaml.safe_load(record.read_text()) or []] if record.is_file() else []
-    identity = lambda items: sorted(o for o in items if not override_key(o).startswith(ignored)
-                                    and override_key(o) not in ignored)
-    if identity(stored) != identity(overrides):
-        theirs, ours = identity(stored), identity(overrides)
+    return [str(o) for o in yaml.safe_load(record.read_text()) or []] if record.is_file() else []
+
+
+def check_same_job(folder, num, overrides, *, ignored):
+    theirs, ours = job_identity(stored_overrides(folder), ignored), job_identity(overrides, ignored)
+    if theirs != ours:
         raise UserError(f"{folder} holds job {num} of another sweep ({' '.join(theirs) or 'no overrides'}, not "
                         f"{' '.join(ours) or 'no overrides'}): finish a sweep with its own overrides "
                         f"({SHORTCUT}={folder.parent}), or give this sweep a new hydra.sweep.dir")
 
 
-def set_aside(folder):
-    """Move everything a failed attempt left in `folder` into folder/set_aside/N/: its checkpoints are not mixed
-    into the new attempt, and nothing is deleted (TensorBoard still shows the attempt, as a run of its own)."""
-    attempts = folder / SET_ASIDE
-    target = attempts / str(1 + (sum(1 for _ in attempts.iterdir()) if attempts.is_dir() else 0))
-    target.mkdir(parents=True)
-    for entry in folder.iterdir():
-        if entry.name != SET_ASIDE:
-            shutil.move(str(entry), str(target / entry.name))
-    return target
+def check_same_sweep(sweep_dir, hydra_cfg, *, ignored=()):
+    """Before a sweep writes anything into `sweep_dir` (Hydra's multirun.yaml, job folders, the summary): a folder
+    that holds files must hold an earlier run of this same sweep, every job folder there a job this sweep plans
+    (`hydra_cfg`: the sweep's Hydra config as a plain dict; `ignored`: override keys that do not make a job),
+    so that finishing a sweep works and starting another over it is refused with every file left as it was.
+
+    Raises:
+        UserError: the folder holds another sweep, a single run, or files losslab did not write.
+    """
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir() or not any(sweep_dir.iterdir()):
+        return
+    if not (sweep_dir / "multirun.yaml").is_file():
+        raise UserError(f"{sweep_dir} holds files but no sweep (no multirun.yaml): a sweep writes into a folder of its "
+                        "own, so leave hydra.sweep.dir out or point it at a new folder")
+    ignored = (*RESUMABLE, *ignored)
+    planned, what = grid_jobs(hydra_cfg), "job"
+    if planned is None:  # a sweeper that picks its jobs as it goes (Optuna): the sweep's command must be the same
+        what = "command"
+        theirs = [job_identity(recorded_overrides(sweep_dir / "multirun.yaml").get("task") or [], ignored)]
+        ours = {job_identity((hydra_cfg.get("overrides") or {}).get("task") or [], ignored)}
+    else:
+        theirs = [job_identity(stored_overrides(folder), ignored) for folder in sorted(job_dirs(sweep_dir))]
+        ours = {job_identity(job, ignored) for job in planned}
+    stray = [job for job in theirs if job not in ours]
+    if stray:
+        raise UserError(f"{sweep_dir} holds another sweep (its {what} {' '.join(stray[0]) or 'with no overrides'} is "
+                        f"not one of this command's): finish that sweep with `train {SHORTCUT}={sweep_dir}`, or give "
+                        "this one a new hydra.sweep.dir")
 
 
 # --- the shortcut: `train resume_sweep=DIR` ---------------------------------------------------------------------
@@ -111,29 +136,37 @@ def expand_command(args):
     extra = [a for a in args if a not in asked and a not in ("-m", "--multirun")]
     if any(override_key(a) == "hydra.sweep.dir" for a in extra):
         raise UserError(f"{SHORTCUT}={sweep_dir} already says where the sweep is: leave hydra.sweep.dir out")
-    task, launcher = recorded_command(sweep_dir)
-    replaced = {override_key(a) for a in extra}
-    kept = [o for o in task if override_key(o) not in replaced]
+    kept, launcher = recorded_command(sweep_dir, replaced={override_key(a) for a in extra})
     return ["--multirun", *kept, *launcher, *extra, f"hydra.sweep.dir={sweep_dir}"]
 
 
-def recorded_command(sweep_dir):
-    """(task overrides, launcher overrides) of the sweep recorded in sweep_dir/multirun.yaml. The record is data:
-    an override naming code (a _target_ or another instantiate key) or an interpolation is refused, and Hydra
-    overrides other than the launcher's are not carried over."""
+def recorded_command(sweep_dir, replaced=frozenset()):
+    """(task overrides, launcher overrides) of the sweep recorded in sweep_dir/multirun.yaml, without the task
+    overrides of the keys in `replaced` (the command line sets them). The record is data: a task override outside the
+    allow-list of trainer/config/stored.py (keys and group options of losslab's conf/, plain values) is refused
+    before any job starts, and Hydra overrides other than the launcher's are not carried over."""
     record = Path(sweep_dir) / "multirun.yaml"
     if not record.is_file():
         raise UserError(f"{SHORTCUT}={sweep_dir} is not a sweep folder (it has no multirun.yaml, Hydra's record of "
                         "a sweep): point it at the folder a `train -m ...` sweep wrote")
-    overrides = ((yaml.safe_load(record.read_text()) or {}).get("hydra") or {}).get("overrides") or {}
-    task = [str(o) for o in overrides.get("task") or []]
+    overrides = recorded_overrides(record)
+    task = [str(o) for o in overrides.get("task") or [] if override_key(str(o)) not in replaced]
     for override in task:
-        key = override_key(override)
-        if key.split(".")[-1] in SPECIAL_KEYS or "${" in override or key.startswith("hydra"):
-            raise UserError(f"{record} records the override {override}, which a sweep's record may not carry (it "
-                            "could run code): give the overrides on the command line if you trust them")
+        check_recorded_override(override, source=str(record))
     launcher = [str(o) for o in overrides.get("hydra") or [] if carried_over(str(o))]
     return task, launcher
+
+
+def recorded_overrides(record):
+    """hydra.overrides of a multirun.yaml: {"task": [...], "hydra": [...]}."""
+    try:
+        overrides = yaml.safe_load(record.read_text())["hydra"]["overrides"]
+        if isinstance(overrides, dict) and all(isinstance(overrides.get(k) or [], list) for k in ("task", "hydra")):
+            return overrides
+    except (yaml.YAMLError, KeyError, TypeError):
+        pass
+    raise UserError(f"{record} is not a record of a sweep's command (it lacks hydra.overrides.task, a list): point "
+                    f"{SHORTCUT} at the folder a `train -m ...` sweep wrote")
 
 
 def carried_over(override):
