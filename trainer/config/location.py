@@ -32,7 +32,13 @@ def declared_groups() -> dict:
     """{config group: frozenset of its options} that losslab's own conf/ declares, e.g. {"loss": {"ce", ...}}: the
     only group options a config read from a file may choose (a path such as loss=../../elsewhere is none of them)."""
     return {str(folder.relative_to(config_dir())): frozenset(path.stem for path in folder.glob("*.yaml"))
-            for folder in config_dir().rglob("*") if folder.is_dir() and any(folder.glob("*.yaml"))}
+            for folder in config_dir().rglob("*") if folder.is_dir() and any(folder.glob("*.yaml"))
+            and not is_hydras(folder.relative_to(config_dir()).parts)}
+
+
+def is_hydras(group: tuple) -> bool:
+    """Whether a folder of conf/ configures Hydra itself (conf/hydra/help/): not a setting a record may choose."""
+    return bool(group) and group[0] == "hydra"
 
 
 @functools.cache
@@ -44,6 +50,8 @@ def declared_keys() -> frozenset:
     for path in config_dir().rglob("*.yaml"):
         text = path.read_text()
         group = path.parent.relative_to(config_dir()).parts
+        if is_hydras(group):
+            continue
         prefix = "" if "@package _global_" in text or not group else ".".join(group)
         node = {key: value for key, value in (yaml.safe_load(text) or {}).items() if key not in ("defaults", "hydra")}
         found |= keys_in(node, prefix)
