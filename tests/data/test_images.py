@@ -17,6 +17,7 @@ from tests.datafiles import COLOURS, write_mnist, write_pngs
 from trainer.config import build
 from trainer.data import prepare_data
 from trainer.data.folders import ImageFiles
+from trainer.data.images import FileDecoder, Transformed
 from trainer.errors import UserError
 
 
@@ -73,9 +74,10 @@ def test_cache_auto_caches_a_small_dataset_and_streams_one_over_its_budget(tmp_p
 @pytest.mark.parametrize("cache", ["false", "true"])
 def test_augmentation_is_random_for_train_only(cache, tmp_path):
     gradient = Image.frombytes("L", (24, 24), bytes(range(0, 240, 10)) * 24)  # crops and flips change its pixels
-    for name in ("cat", "dog"):
+    for k, name in enumerate(("cat", "dog")):
         (tmp_path / name).mkdir()
         for i in range(6):
+            gradient.putpixel((0, 0), 6 * k + i)  # each file its own (byte-identical copies are read once)
             gradient.save(tmp_path / name / f"{i}.png")
     _, splits = stage("image_folder", f"data.root={tmp_path}", "data.image_size=16", "data.augment=true",
                       f"data.cache={cache}", "data.source.val_fraction=0.5", "data.source.test_fraction=0.2")
@@ -118,8 +120,8 @@ def labels_match_colours(dataset, classes):
 
 def test_image_folder_with_train_val_test_folders_uses_them_as_they_are(tmp_path):
     write_pngs(tmp_path / "train", ["cat", "dog", "owl"], 4)
-    write_pngs(tmp_path / "val", ["cat", "owl"], 2)  # a class may be missing from val/; labels still follow train/
-    write_pngs(tmp_path / "test", ["cat", "dog", "owl"], 1)
+    write_pngs(tmp_path / "val", ["cat", "owl"], 2, size=30)  # a class may be missing from val/; labels follow train/
+    write_pngs(tmp_path / "test", ["cat", "dog", "owl"], 1, size=40)  # (sizes of their own: no copies of train's)
     splits = source("image_folder", f"data.root={tmp_path}", "data.image_size=16")
     assert splits.classes == ["cat", "dog", "owl"]
     assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 4, 3)
@@ -130,7 +132,7 @@ def test_image_folder_with_train_val_test_folders_uses_them_as_they_are(tmp_path
 
 def test_image_folder_with_train_and_val_carves_test_from_train(tmp_path):
     write_pngs(tmp_path / "train", ["cat", "dog"], 10)
-    write_pngs(tmp_path / "val", ["cat", "dog"], 3)
+    write_pngs(tmp_path / "val", ["cat", "dog"], 3, size=40)
     splits = source("image_folder", f"data.root={tmp_path}", "data.image_size=8", "data.source.test_fraction=0.2")
     assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 6, 4)
 
@@ -171,7 +173,9 @@ def test_without_an_image_size_images_keep_their_own_size(tmp_path, capsys):
     for name, colour in (("cat", "red"), ("dog", "blue")):
         (tmp_path / name).mkdir()
         for i in range(6):
-            Image.new("RGB", (12, 12), colour).save(tmp_path / name / f"{i}.png")
+            image = Image.new("RGB", (12, 12), colour)
+            image.putpixel((0, 0), (i, i, i))  # each file its own (byte-identical copies are read once)
+            image.save(tmp_path / name / f"{i}.png")
     cfg, splits = stage("image_folder", f"data.root={tmp_path}")
     assert splits.image_size == 12 and cfg.data.image_size == 12 and list(cfg.data.shape) == [3, 12, 12]
     assert splits.train[0][0].shape == (3, 12, 12)
@@ -212,11 +216,13 @@ def test_an_unreadable_file_is_named_with_the_fix_also_from_a_dataloader_worker(
     write_jpegs(tmp_path, ["cat", "dog"], 3)
     truncate(tmp_path / "cat" / "1.jpg")
     (tmp_path / "dog" / "2.jpg").write_text("not an image")
-    files = ImageFiles(tmp_path, ["cat", "dog"])
+    files = ImageFiles([(str(tmp_path / name / f"{i}.jpg"), k) for k, name in enumerate(["cat", "dog"])
+                        for i in range(3)])
+    decoded = Transformed(files, range(len(files)), FileDecoder(channels=3, image_size=32))
     with pytest.raises(UserError, match="cat/1.jpg cannot be read as an image \\(image file is truncated"):
-        files[1]
+        decoded[1]
     with pytest.raises(UserError) as error:
-        list(DataLoader(torch.utils.data.Subset(files, [5]), num_workers=1, collate_fn=lambda batch: batch))
+        list(DataLoader(torch.utils.data.Subset(decoded, [5]), num_workers=1, collate_fn=lambda batch: batch))
     assert str(error.value) == (f"{tmp_path / 'dog' / '2.jpg'} cannot be read as an image (no image format PIL knows):"
                                 " delete it or replace it with a readable copy")
 
