@@ -92,7 +92,14 @@ def read_image(path, *, side, max_pixels=PILLOW_LIMIT):
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # before reduce(), whose new image has no EXIF left to read
         factor = min(image.size) // (REDUCING_GAP * side) if side is not None else 1
-        return image.reduce(factor) if factor > 1 else image
+        return image.reduce(factor, box=whole_blocks(image.size, factor)) if factor > 1 else image
+
+
+def whole_blocks(size, factor):
+    """The centred box of `size` (width, height) whose sides are whole multiples of `factor`: reducing only whole
+    blocks keeps the image's centre where it was (the centre crop that follows sees what a full decode would)."""
+    (width, height), (left, top) = size, (size[0] % factor // 2, size[1] % factor // 2)
+    return left, top, left + width - width % factor, top + height - height % factor
 
 
 class FileDecoder:
