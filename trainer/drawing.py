@@ -31,7 +31,9 @@ def text_fonts() -> tuple[str, ...]:
     except ImportError:
         return (LATIN_FONT,)
     font_manager.fontManager.addfont(str(FONT_PATH))
-    return LATIN_FONT, CJK_FONT
+    # an older matplotlib may register the collection's first face (JP) alone; every face has every CJK glyph
+    faces = [entry.name for entry in font_manager.fontManager.ttflist if entry.fname == str(FONT_PATH)]
+    return LATIN_FONT, CJK_FONT if CJK_FONT in faces else faces[0]
 
 
 def new_figure(**kwargs: object) -> "Figure":
