@@ -99,7 +99,9 @@ def image_folder(*, root: str, channels: int, image_size: int | None, augment: b
         raise UserError("data=image_folder needs data.root: point it at a folder of class subfolders")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise UserError(f"data.root={root} does not exist: point data.root at a folder of class subfolders")
+        sweep = " (to train on several folders one after another, add -m: train -m data.root=A,B)" if "," in str(
+            root) else ""
+        raise UserError(f"data.root={root} does not exist: point data.root at a folder of class subfolders{sweep}")
     train_dir = root / "train"
     top = train_dir if train_dir.is_dir() else root
     skipped = Skipped()
