@@ -4,8 +4,8 @@
   filled into the config (class count, image size, normalisation statistics, target statistics), caching, label
   noise and augmentation, in the order they happen.
 - the sources, a data config's `source` (each returns `Splits`): `sources` (scikit-learn's digits, iris and
-  diabetes; generated data), `torchvision_sets` (CIFAR-10, MNIST, ...), `folders` (your own image folders);
-  `images` decodes image files for both.
+  diabetes; generated data), `torchvision_sets` (CIFAR-10, MNIST, ...), `folders` (your own image folders;
+  `scan` decides which of their files are read); `images` decodes images for both (`FileDecoder`: every file).
 - `splits` (`Splits`, the seeded split, the checks), `loaders` (batches for the loop), `cache`, `normalization`,
   `labels` (label noise, target statistics): the steps of the stage.
 
