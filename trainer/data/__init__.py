@@ -17,8 +17,9 @@ from trainer.data.sources import diabetes, digits, iris, synthetic, synthetic_re
 from trainer.data.splits import Splits, labels_of, split_indices, split_tensors
 from trainer.data.stage import prepare_data
 
-__getattr__ = lazy_exports(__name__, {"image_folder": "folders", "torchvision_dataset": "torchvision_sets"})
+__getattr__ = lazy_exports(__name__, {"FileDecoder": "images", "image_folder": "folders",
+                                      "torchvision_dataset": "torchvision_sets"})
 
-__all__ = ["diabetes", "digits", "epoch_batches", "image_folder", "iris", "labels_of", "make_loader",
+__all__ = ["FileDecoder", "diabetes", "digits", "epoch_batches", "image_folder", "iris", "labels_of", "make_loader",
            "prepare_data", "split_indices", "split_tensors", "Splits", "synthetic", "synthetic_regression",
            "TensorLoader", "torchvision_dataset", "worker_failures_explained"]
