@@ -57,7 +57,8 @@ def test_a_run_with_hangul_class_folders_draws_their_names(tmp_path, capsys):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run(["data=image_folder", f"data.root={tmp_path / 'data'}", "data.image_size=8", "model=mlp",
-             "trainer.epochs=1", "trainer.progress=false", "trainer.device=cpu", "data.num_workers=0"], tmp_path / "run")
+             "trainer.epochs=1", "trainer.progress=false", "trainer.device=cpu", "data.num_workers=0"],
+            tmp_path / "run")
     assert not [w for w in caught if "missing from font" in str(w.message)]
     assert "missing from font" not in capsys.readouterr().err
     assert "고양이" in (tmp_path / "run" / "top_losses.csv").read_text() or "강아지" in (

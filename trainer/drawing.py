@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 LATIN_FONT = "DejaVu Sans"
-CJK_FONT = "Noto Sans CJK KR"  # one face of the collection; each face holds every CJK glyph, KR draws Hanja as Korea does
+CJK_FONT = "Noto Sans CJK KR"  # a face of the collection: each holds every CJK glyph, KR draws Hanja as Korea does
 
 
 @functools.cache

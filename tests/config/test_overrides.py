@@ -83,8 +83,8 @@ def test_a_sweep_over_two_folders_makes_two_flat_job_folders_that_resume_sweep_f
     sweep = tmp_path / "out" / "sweep (copy)=1"
     common = ["data=image_folder", "data.image_size=8", "model=mlp", "trainer.epochs=1", "trainer.progress=false",
               "trainer.device=cpu", "data.num_workers=0"]
-    result = run_cli(tmp_path, "-m", *common, f"data.root={tmp_path / 'sets' / '고양이=1'},{tmp_path / 'sets' / 'b'}",
-                     f"hydra.sweep.dir={sweep}")
+    roots = f"{tmp_path / 'sets' / '고양이=1'},{tmp_path / 'sets' / 'b'}"
+    result = run_cli(tmp_path, "-m", *common, f"data.root={roots}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     jobs = sorted(path.parent.parent for path in sweep.rglob(".hydra/overrides.yaml"))
     assert [job.parent for job in jobs] == [sweep, sweep]  # flat: each job folder right under the sweep folder

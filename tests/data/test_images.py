@@ -310,6 +310,8 @@ def test_a_big_jpeg_is_decoded_at_a_fraction_of_its_size_and_looks_the_same(tmp_
     assert read_image(tmp_path / "big.jpg", side=32).size == (125, 94)  # draft 1/8 in the DCT (250x188), reduce(2)
     assert read_image(tmp_path / "big.png", side=32).size == (86, 65)  # reduce(23) of whole blocks: at least 2 x 32
     assert read_image(tmp_path / "big.png", side=None).size == (2000, 1500)
+    big.convert("P").save(tmp_path / "palette.png")  # a mode reduce() refuses: decoded whole, as before
+    assert read_image(tmp_path / "palette.png", side=32).size == (2000, 1500)
     full = FileDecoder(channels=3, image_size=32)
     plain = decoder(3, 32)(big)  # every pixel decoded, then resized
     assert (full(tmp_path / "big.jpg") - plain).abs().mean() < 0.01

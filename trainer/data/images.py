@@ -25,12 +25,14 @@ PILLOW_LIMIT = 2 * Image.MAX_IMAGE_PIXELS
 EXIF_ORIENTATION = 0x0112
 TURNED = (5, 6, 7, 8)  # EXIF orientations that turn an image by 90 degrees: its width and height swap
 REDUCING_GAP = 2  # decode or box-reduce to at least twice the size the run needs, then resample (Pillow's thumbnail)
+UNREDUCIBLE = ("1", "P", "I;16")  # modes Image.reduce refuses; converting them first could change their values
 
 
 class UnreadableImage(UserError):
-    """A file PIL cannot decode (truncated, or not an image at all) or one over the pixel limit, named with the fix. A DataLoader worker hands it
-    to the main process rebuilt from one string: "Caught UnreadableImage in DataLoader worker process 0.", the
-    worker's traceback, and last "trainer.data.images.UnreadableImage: <the sentence>"; that keeps only the sentence."""
+    """A file PIL cannot decode (truncated, or not an image at all) or one over the pixel limit, named with the fix.
+    A DataLoader worker hands it to the main process rebuilt from one string: "Caught UnreadableImage in DataLoader
+    worker process 0.", the worker's traceback, and last "trainer.data.images.UnreadableImage: <the sentence>"; that
+    keeps only the sentence."""
 
     def __init__(self, message):
         if message.startswith(f"Caught {type(self).__name__} "):
@@ -91,7 +93,8 @@ def read_image(path, *, side, max_pixels=PILLOW_LIMIT):
             image.draft(None, (REDUCING_GAP * side, REDUCING_GAP * side))  # JPEG only; a no-op otherwise
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # before reduce(), whose new image has no EXIF left to read
-        factor = min(image.size) // (REDUCING_GAP * side) if side is not None else 1
+        reducible = side is not None and image.mode not in UNREDUCIBLE
+        factor = min(image.size) // (REDUCING_GAP * side) if reducible else 1
         return image.reduce(factor, box=whole_blocks(image.size, factor)) if factor > 1 else image
 
 

@@ -61,8 +61,10 @@ PREFIX_DEPTH = 3  # leading name parts a prefix may have: DDP's module., torch.c
 
 
 def is_state_dict(content: object) -> bool:
-    return (isinstance(content, dict) and bool(content)
-            and all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in content.items()))
+    """Names to tensors, mostly: a few other entries are reported as entries the network lacks (a checkpoint of
+    another tool, which holds no tensor at its top, is not one)."""
+    return (isinstance(content, dict) and all(isinstance(key, str) for key in content)
+            and 2 * sum(isinstance(value, torch.Tensor) for value in content.values()) > len(content))
 
 
 def described(content: object) -> str:
@@ -129,11 +131,13 @@ def load_state_dict_file(arch: str, path: Path) -> nn.Module:
         log.info(f"model.weights={path}: the state dict under {wrapper!r} of the checkpoint")
     head_name, _ = last_linear(network, arch)
     state = network_entries(state, network, head_name, path)
+    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
     try:
-        missing, unexpected = network.load_state_dict(state, strict=False)
+        missing, unexpected = network.load_state_dict(tensors, strict=False)
     except RuntimeError as error:  # a tensor of the wrong shape
         raise UserError(f"model.weights={path} does not fit model.arch={arch} ({first_line(error)})") from None
     missing = [key for key in missing if not key.startswith(head_name + ".")]
+    unexpected = [*unexpected, *(key for key in state if key not in tensors)]
     if missing or unexpected:
         examples = " and ".join(f"{what} {names[0]}" for what, names in (("lacks", missing), ("has", unexpected))
                                 if names)
