@@ -2,6 +2,7 @@
 learnable: a sample's pixels say its class."""
 import pickle
 import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -46,3 +47,44 @@ def write_pngs(folder, classes, per_class, size=20):
         (folder / name).mkdir(parents=True)
         for i in range(per_class):
             Image.new("RGB", (size + i, size + 4), COLOURS[name]).save(folder / name / f"{i}.png")
+
+
+def write_blank_png(path, width, height):
+    """A valid 1-bit PNG of `width` x `height` blank pixels, written without holding them: at 13,500 px square it is
+    a decompression bomb, 182 M pixels from about 20 kB."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress((b"\0" * (1 + (width + 7) // 8)) * height)  # each row: filter byte 0, then the bits
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def arrow(direction, size=24, shift=(0, 0), noise=None):
+    """A white arrow pointing "up" or "right" (a shaft and a head), moved by `shift` (x, y) pixels, on black or on
+    `noise` (a [size, size] uint8 array)."""
+    image = Image.fromarray(noise).copy() if noise is not None else Image.new("L", (size, size))
+    pixels = image.load()
+    middle = size // 2
+    for t in range(3, size - 3):  # the shaft, then the head: a triangle at the tip
+        pixels[middle + shift[0], t + shift[1]] = 255
+    for depth in range(size // 3):
+        for w in range(-depth, depth + 1):
+            pixels[middle + w + shift[0], 3 + depth + shift[1]] = 255
+    return image if direction == "up" else image.rotate(-90)
+
+
+def write_phone_photos(folder, per_class, turned_every=2):
+    """Arrows pointing up and right as JPEGs, each shifted a little; every `turned_every`-th "up" arrow stored as a
+    phone stores a photo taken sideways: the pixels turned a quarter clockwise (they point right) and the EXIF
+    Orientation tag 8, which tells a viewer to turn them back a quarter counter-clockwise (so it is seen upright)."""
+    rng = np.random.default_rng(0)
+    for name in ("up", "right"):
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = arrow(name, shift=tuple(int(v) for v in rng.integers(-2, 3, 2)),
+                          noise=rng.integers(0, 40, (24, 24), dtype=np.uint8))  # each file its own
+            exif = Image.Exif()
+            if name == "up" and i % turned_every == 0:
+                image, exif[0x0112] = image.rotate(-90), 8
+            image.convert("RGB").save(folder / name / f"{i}.jpg", quality=95, exif=exif)

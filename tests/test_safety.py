@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from tests.conftest import TINY, compose_config, run, run_cli
-from tests.datafiles import write_pngs
+from tests.datafiles import COLOURS, write_pngs
 from trainer.errors import UserError
 
 QUICK = [*TINY, "trainer.epochs=1"]
@@ -153,8 +154,8 @@ def folder_run(tmp_path_factory):
 def test_eval_honours_a_new_test_folder_of_the_same_classes(folder_run, tmp_path):
     ckpt, common, _ = folder_run
     write_pngs(tmp_path / "new", ["cat", "dog", "owl"], 6)
-    for image in (tmp_path / "new" / "owl").iterdir():  # every owl of the new folder looks like a cat
-        image.write_bytes((tmp_path / "new" / "cat" / "0.png").read_bytes())
+    for i, image in enumerate(sorted((tmp_path / "new" / "owl").iterdir())):  # every owl looks like a cat (each a
+        Image.new("RGB", (30 + i, 30), COLOURS["cat"]).save(image)  # file of its own: a copy is read once)
     evaluated = run(["mode=eval", f"ckpt_path={ckpt}", *common, f"data.root={tmp_path / 'new'}",
                      "data.source.test_fraction=0.5"], tmp_path / "eval")
     assert evaluated["test/acc"] < 0.8  # it really evaluated the new folder: its owls are called cats

@@ -15,7 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from trainer.config import config_dir, misspelt_override, override_key, validate
+from trainer.config import as_typed, config_dir, misspelt_override, override_key, validate
 from trainer.errors import Exit, UserError
 from trainer.logs import RunLog, log
 from trainer.metrics import ACC, TEST, recorded_monitor, result_key
@@ -166,7 +166,8 @@ def main():
     rundir.register_resolvers()
     StopAtOnce().install()  # a signal before the run has a folder: one line, not a traceback
     try:
-        sys.argv[1:] = resume_sweep.expand_command(sys.argv[1:])  # `train resume_sweep=DIR`: the sweep's command
+        # `train resume_sweep=DIR`: the sweep's command; paths as typed, whatever characters they hold
+        sys.argv[1:] = as_typed(resume_sweep.expand_command(sys.argv[1:]))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise Exit(USER_MISTAKE) from None

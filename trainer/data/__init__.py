@@ -4,8 +4,8 @@
   filled into the config (class count, image size, normalisation statistics, target statistics), caching, label
   noise and augmentation, in the order they happen.
 - the sources, a data config's `source` (each returns `Splits`): `sources` (scikit-learn's digits, iris and
-  diabetes; generated data), `torchvision_sets` (CIFAR-10, MNIST, ...), `folders` (your own image folders);
-  `images` decodes image files for both.
+  diabetes; generated data), `torchvision_sets` (CIFAR-10, MNIST, ...), `folders` (your own image folders;
+  `scan` decides which of their files are read); `images` decodes images for both (`FileDecoder`: every file).
 - `splits` (`Splits`, the seeded split, the checks), `loaders` (batches for the loop), `cache`, `normalization`,
   `labels` (label noise, target statistics): the steps of the stage.
 
@@ -17,8 +17,9 @@ from trainer.data.sources import diabetes, digits, iris, synthetic, synthetic_re
 from trainer.data.splits import Splits, labels_of, split_indices, split_tensors
 from trainer.data.stage import prepare_data
 
-__getattr__ = lazy_exports(__name__, {"image_folder": "folders", "torchvision_dataset": "torchvision_sets"})
+__getattr__ = lazy_exports(__name__, {"FileDecoder": "images", "image_folder": "folders",
+                                      "torchvision_dataset": "torchvision_sets"})
 
-__all__ = ["diabetes", "digits", "epoch_batches", "image_folder", "iris", "labels_of", "make_loader",
+__all__ = ["FileDecoder", "diabetes", "digits", "epoch_batches", "image_folder", "iris", "labels_of", "make_loader",
            "prepare_data", "split_indices", "split_tensors", "Splits", "synthetic", "synthetic_regression",
            "TensorLoader", "torchvision_dataset", "worker_failures_explained"]

@@ -1,52 +1,43 @@
 """Your own images: a folder of class subfolders, in either layout (root/train/<class>/ with optional val/ and
 test/, or root/<class>/ split by seed). Class names are the subfolder names, sorted."""
-import torch
-from PIL import Image
-from torch.utils.data import Dataset
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset, pil_loader
+from pathlib import Path
 
-from trainer.config.paths import check_folder, unreadable_folder
-from trainer.data.images import make_splits, unreadable
+import torch
+from torch.utils.data import Dataset
+
+from trainer.config.paths import check_folder
+from trainer.data.images import PILLOW_LIMIT, make_splits, upright_size
+from trainer.data.scan import (IMAGE_EXTENSIONS, Skipped, class_folders, image_files, log_skipped,
+                               unique_samples)
 from trainer.data.splits import Splits, split_indices
 from trainer.errors import UserError
 
+SPLIT_FOLDERS = ("train", "val", "test")  # the layout with splits of its own, in the order duplicates are kept
+
 
 class ImageFiles(Dataset):
-    """Every image file under root/<class>/ for the given class list (a class missing here is allowed: a val/ folder
-    may lack one). Labels follow the list's order, so train/, val/ and test/ agree; decoding happens on access."""
+    """(path, label) samples of image files: a sample is its path (trainer/data/images.py:FileDecoder decodes it, within
+    `max_pixels`). Labels index the class list, so train/, val/ and test/ agree."""
 
-    def __init__(self, root, classes):
-        class_to_idx = {name: index for index, name in enumerate(classes)}
-        self.samples = make_dataset(str(root), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
-        self.targets = torch.tensor([label for _, label in self.samples], dtype=torch.long)
+    def __init__(self, samples: list[tuple[str, int]], *, max_pixels: int = PILLOW_LIMIT):
+        self.samples, self.max_pixels = samples, max_pixels
+        self.targets = torch.tensor([label for _, label in samples], dtype=torch.long)
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, i):
-        path, label = self.samples[i]
-        try:
-            return pil_loader(path), label
-        except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated data, not an image, a broken header
-            raise unreadable(path, error) from None
+        return self.samples[i]
 
     def size_of(self, i):
-        """(width, height) of image i, read from its header alone."""
-        path = self.samples[i][0]
-        try:
-            with Image.open(path) as image:
-                return image.size
-        except (OSError, SyntaxError, ValueError) as error:
-            raise unreadable(path, error) from None
+        """(width, height) of image i as it is shown, read from its header alone."""
+        return upright_size(self.samples[i][0], self.max_pixels)
 
 
-def folder_classes(folder, root):
+def folder_classes(folder, root, skipped):
     """The sorted class subfolders of `folder`; at least two, or one sentence saying what data.root should be."""
     check_folder(folder, "data.root", fix="point data.root at a folder of class subfolders")
-    try:
-        classes, _ = find_classes(str(folder))
-    except FileNotFoundError:
-        classes = []
+    classes = class_folders(folder, skipped)
     if not classes:
         raise UserError(f"data.root={root} has no class subfolders in {folder} (image_folder has no data.download): "
                         f"put each class's images in data.root/<class>/ or data.root/train/<class>/")
@@ -56,52 +47,69 @@ def folder_classes(folder, root):
     return classes
 
 
-def class_files(folder, classes, root):
-    """The images of every class folder; a class folder without any is one sentence naming it (the model would
-    get an output no sample ever trains)."""
-    files = ImageFiles(folder, classes)
-    counts = torch.bincount(files.targets, minlength=len(classes))
-    empty = [name for name, count in zip(classes, counts) if count == 0]
-    for name in empty:  # os.walk skips a folder it may not list as if it were empty: say which it is
-        if (why := unreadable_folder(folder / name)) is not None:
-            raise UserError(f"data.root={root}: the class folder {folder / name} cannot be read ({why}): give "
-                            f"yourself permission to read it (chmod -R u+rX '{folder / name}') or remove it")
+def folder_samples(folder, classes, root, skipped):
+    """(path, label) of every image under folder/<class>/ for the class list (a class missing here is allowed: a
+    val/ folder may lack one)."""
+    return [(path, label) for label, name in enumerate(classes) if (folder / name).is_dir()
+            for path in image_files(folder / name, root, skipped)]
+
+
+def check_classes(samples, classes, folder, root):
+    """A class folder without any image is one sentence naming it (the model would get an output no sample ever
+    trains)."""
+    counts = torch.bincount(torch.tensor([label for _, label in samples], dtype=torch.long), minlength=len(classes))
     if counts.sum() == 0:
-        raise UserError(f"data.root={root} has class subfolders but no images ({', '.join(IMG_EXTENSIONS)}) in them")
+        raise UserError(f"data.root={root} has class subfolders but no images ({', '.join(IMAGE_EXTENSIONS)}) in them")
+    empty = [name for name, count in zip(classes, counts) if count == 0]
     if empty:
         raise UserError(f"data.root={root}: the class folder {folder / empty[0]} holds no images "
-                        f"({', '.join(IMG_EXTENSIONS)}): add its images or remove the folder")
-    return files
+                        f"({', '.join(IMAGE_EXTENSIONS)}): add its images or remove the folder")
 
 
-def own_split(root, name, classes):
+def check_own_split(samples, root, name):
     """root/val or root/test as it is; one that holds no images is one sentence with both ways out."""
-    files = ImageFiles(root / name, classes)
-    if len(files) == 0:
+    if not samples:
         raise UserError(f"data.root={root}: {root / name} holds no images in class folders: add them, or remove "
                         f"{name}/ to carve the {name} split from train/ (data.source.{name}_fraction)")
-    return files
+
+
+def found_samples(root, top, classes, skipped):
+    """{"train": samples, and "val"/"test" where root has a folder of that name next to train/}, each file once."""
+    names = [name for name in SPLIT_FOLDERS[1:] if top != root and (root / name).is_dir()]
+    parts = {"train": folder_samples(top, classes, root, skipped),
+             **{name: folder_samples(root / name, classes, root, skipped) for name in names}}
+    parts = unique_samples(parts, classes, root, skipped)
+    log_skipped(skipped, root)
+    check_classes(parts["train"], classes, top, root)
+    for name in names:
+        check_own_split(parts[name], root, name)
+    return parts
 
 
 def image_folder(*, root: str, channels: int, image_size: int | None, augment: bool, val_fraction: float,
-                 test_fraction: float, seed: int, split: str = "random") -> Splits:
+                 test_fraction: float, seed: int, split: str = "random", max_pixels: int = PILLOW_LIMIT) -> Splits:
     """Images in class subfolders, in one of two layouts:
 
     - root/train/<class>/*, with root/val/<class>/* and/or root/test/<class>/*: a missing val/ or test/ is carved
       from train/ by `seed` (val_fraction, test_fraction);
     - root/<class>/*: split into train/val/test by `seed`.
-    Class names (and so data.num_classes) are the subfolder names of train/ (or root), sorted.
+    Class names (and so data.num_classes) are the subfolder names of train/ (or root), sorted. Which files are read
+    (hidden entries, links, non-regular files, duplicates) is trainer/data/scan.py's; an image over `max_pixels`
+    (data.max_image_pixels) is one sentence naming it.
     """
     if not root:
         raise UserError("data=image_folder needs data.root: point it at a folder of class subfolders")
-    root = check_folder(root, "data.root", fix="point data.root at a folder of class subfolders")
+    several = " (to train on several folders one after another, add -m: train -m data.root=A,B)" if "," in str(
+        root) else ""
+    root = check_folder(root, "data.root", fix=f"point data.root at a folder of class subfolders{several}")
     train_dir = root / "train"
     top = train_dir if train_dir.is_dir() else root
-    classes = folder_classes(top, root)
-    base = class_files(top, classes, root)
+    skipped = Skipped()
+    classes = folder_classes(top, root, skipped)
+    found = found_samples(root, top, classes, skipped)
+    own = {name: ImageFiles(samples, max_pixels=max_pixels) for name, samples in found.items() if name != "train"}
+    base = ImageFiles(found["train"], max_pixels=max_pixels)
     # val/ and test/ next to train/ are used as they are; a missing one is carved from train/
-    own = {name: own_split(root, name, classes)
-           for name in ("val", "test") if top is train_dir and (root / name).is_dir()}
     train_idx, val_idx, test_idx = split_indices(
         len(base), None if "val" in own else val_fraction, None if "test" in own else test_fraction, seed,
         labels=base.targets, method=split)

@@ -1,12 +1,15 @@
-"""Decoding images from disk, for every image source (torchvision's sets, image folders): each image becomes a float
-tensor in [0, 1] of `data.shape` = [channels, image_size, image_size], at data.image_size or, with null, the images'
-own size; a file that cannot be decoded is one sentence naming it. The random train-time augmentation is built here
+"""Decoding images, for every image source (torchvision's sets, image folders): each image becomes a float tensor in
+[0, 1] of `data.shape` = [channels, image_size, image_size], at data.image_size or, with null, the images' own size.
+A file becomes a sample through one function, `FileDecoder` (training, caching, evaluation and prediction all call
+it): upright as its EXIF orientation says, decoded no larger than the run needs, within the pixel limit; a file that
+cannot be decoded, or is over the limit, is one sentence naming it. The random train-time augmentation is built here
 too; normalisation, caching and label noise are the data stage's (trainer/data/stage.py), the same for every source.
 """
 import statistics
+from contextlib import contextmanager
 
 import torch
-from PIL import UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
@@ -16,12 +19,20 @@ from trainer.logs import log
 
 PIL_MODES = {1: "L", 3: "RGB"}  # the channels an image is converted to
 SIZE_SAMPLES = 100  # training images whose size data.image_size=null reads
+# Where Pillow refuses an image as a possible decompression bomb (twice Image.MAX_IMAGE_PIXELS, where it warns):
+# 178,956,970 pixels, about 13,377 px square. data.max_image_pixels raises it for a folder the user trusts.
+PILLOW_LIMIT = 2 * Image.MAX_IMAGE_PIXELS
+EXIF_ORIENTATION = 0x0112
+TURNED = (5, 6, 7, 8)  # EXIF orientations that turn an image by 90 degrees: its width and height swap
+REDUCING_GAP = 2  # decode or box-reduce to at least twice the size the run needs, then resample (Pillow's thumbnail)
+UNREDUCIBLE = ("1", "P", "I;16")  # modes Image.reduce refuses; converting them first could change their values
 
 
 class UnreadableImage(UserError):
-    """A file PIL cannot decode (truncated, or not an image at all), named with the fix. A DataLoader worker hands it
-    to the main process rebuilt from one string: "Caught UnreadableImage in DataLoader worker process 0.", the
-    worker's traceback, and last "trainer.data.images.UnreadableImage: <the sentence>"; that keeps only the sentence."""
+    """A file PIL cannot decode (truncated, or not an image at all) or one over the pixel limit, named with the fix.
+    A DataLoader worker hands it to the main process rebuilt from one string: "Caught UnreadableImage in DataLoader
+    worker process 0.", the worker's traceback, and last "trainer.data.images.UnreadableImage: <the sentence>"; that
+    keeps only the sentence."""
 
     def __init__(self, message):
         if message.startswith(f"Caught {type(self).__name__} "):
@@ -36,6 +47,77 @@ def unreadable(path, error):
     reason = "no image format PIL knows" if isinstance(error, UnidentifiedImageError) else first_line(error)
     return UnreadableImage(f"{path} cannot be read as an image ({reason}): delete it or replace it with a readable "
                            "copy")
+
+
+@contextmanager
+def opened(path, max_pixels):
+    """The image file at `path` opened (its header read, nothing decoded), within `max_pixels`. Pillow's own
+    decompression-bomb check is off meanwhile, replaced by this one, whose limit the user can raise and whose refusal
+    names the file and the key; errors while decoding in the `with` block name the file too.
+
+    Raises:
+        UnreadableImage: not an image, truncated, unreadable, or over `max_pixels`.
+    """
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UnreadableImage(
+                    f"{path} is {width}x{height} px ({width * height:,} pixels), over data.max_image_pixels="
+                    f"{max_pixels}, the limit that keeps a decompression bomb out: if you trust this folder, raise "
+                    f"it (data.max_image_pixels={width * height}), else shrink or remove the file")
+            yield image
+    except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated data, not an image, a broken header
+        raise unreadable(path, error) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def upright_size(path, max_pixels=PILLOW_LIMIT):
+    """(width, height) of the image file as it is shown (its EXIF orientation applied), read from its header."""
+    with opened(path, max_pixels) as image:
+        width, height = image.size
+        return (height, width) if image.getexif().get(EXIF_ORIENTATION) in TURNED else (width, height)
+
+
+def read_image(path, *, side, max_pixels=PILLOW_LIMIT):
+    """The image file at `path` decoded, upright and no larger than needed: a JPEG decoded at 1/2, 1/4 or 1/8 scale
+    (Pillow's draft mode, in the DCT) and any image box-reduced by a whole factor (Image.reduce) while its shorter
+    side stays at least REDUCING_GAP times `side` (the antialiased resize after it does the rest, as Pillow's own
+    thumbnail does); `side` None keeps every pixel. Turned as its EXIF orientation says (ImageOps.exif_transpose) before
+    any resize or crop, so a phone photo is trained on the way it is shown.
+
+    Raises:
+        UnreadableImage: the file cannot be decoded, or is over `max_pixels`.
+    """
+    with opened(path, max_pixels) as image:
+        if side is not None:
+            image.draft(None, (REDUCING_GAP * side, REDUCING_GAP * side))  # JPEG only; a no-op otherwise
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)  # before reduce(), whose new image has no EXIF left to read
+        reducible = side is not None and image.mode not in UNREDUCIBLE
+        factor = min(image.size) // (REDUCING_GAP * side) if reducible else 1
+        return image.reduce(factor, box=whole_blocks(image.size, factor)) if factor > 1 else image
+
+
+def whole_blocks(size, factor):
+    """The centred box of `size` (width, height) whose sides are whole multiples of `factor`: reducing only whole
+    blocks keeps the image's centre where it was (the centre crop that follows sees what a full decode would)."""
+    (width, height), (left, top) = size, (size[0] % factor // 2, size[1] % factor // 2)
+    return left, top, left + width - width % factor, top + height - height % factor
+
+
+class FileDecoder:
+    """An image file -> float tensor [channels, image_size, image_size] in [0, 1]: read_image, then `decoder`. The one
+    way a file becomes a sample, for every mode (pickled into DataLoader workers as it is)."""
+
+    def __init__(self, *, channels: int, image_size: int, max_pixels: int = PILLOW_LIMIT):
+        self.side, self.max_pixels = image_size, max_pixels
+        self.decode = decoder(channels, image_size)
+
+    def __call__(self, path) -> torch.Tensor:
+        return self.decode(read_image(path, side=self.side, max_pixels=self.max_pixels))
 
 
 class ToMode:
@@ -109,10 +191,18 @@ def own_size(base, indices, seed):
     return side
 
 
+def sample_decoder(base, decode, *, channels, size):
+    """How a sample of `base` becomes a tensor: a base that lists files (an image folder, with the pixel limit its
+    files are read within) through FileDecoder; decoded images (torchvision's sets) through `decode`."""
+    max_pixels = getattr(base, "max_pixels", None)
+    return decode if max_pixels is None else FileDecoder(channels=channels, image_size=size, max_pixels=max_pixels)
+
+
 def make_splits(parts, *, classes, channels, image_size, augment, seed):
     """Splits from (base dataset, indices) per split, decoded on access, with the train split's augmentation."""
     check_image_settings(channels, image_size)
     size = image_size or own_size(*parts["train"], seed)
     decode = decoder(channels, size)
-    splits = {name: Transformed(base, indices, decode) for name, (base, indices) in parts.items()}
+    splits = {name: Transformed(base, indices, sample_decoder(base, decode, channels=channels, size=size))
+              for name, (base, indices) in parts.items()}
     return Splits(**splits, classes=list(classes), image_size=size, augment=augmenter(size) if augment else None)

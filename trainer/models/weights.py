@@ -1,6 +1,7 @@
 """Where a pretrained network's weights come from: a torchvision weights name (from torchvision's cache, downloaded
-if online), a state-dict file, or none (random initialisation), and the torchvision weights whose preprocessing (image
-size, mean and std) the network's inputs get."""
+if online), a state-dict file as other tools save it (wrapped in a checkpoint, its names prefixed by DDP, torch.compile
+or a module attribute, with a head of any size), or none (random initialisation), and the torchvision weights whose
+preprocessing (image size, mean and std) the network's inputs get."""
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -11,6 +12,7 @@ from torch import nn
 from torchvision.models import get_model, get_model_weights, list_models
 
 from trainer.errors import UserError, first_line
+from trainer.logs import log
 from trainer.safe_load import load_pt
 
 
@@ -52,22 +54,95 @@ def load_pretrained(arch: str, weights: object, name: str) -> nn.Module:
         ) from None
 
 
+# Where a checkpoint saved by another tool keeps its state dict (timm's _helpers.load_state_dict looks for the first
+# two; Lightning saves "state_dict", torchvision's references and losslab "model", many scripts "model_state_dict").
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "network", "module", "weights")
+PREFIX_DEPTH = 3  # leading name parts a prefix may have: DDP's module., torch.compile's _orig_mod., an attribute
+
+
+def is_state_dict(content: object) -> bool:
+    """Names to tensors, mostly: a few other entries are reported as entries the network lacks (a checkpoint of
+    another tool, which holds no tensor at its top, is not one)."""
+    return (isinstance(content, dict) and all(isinstance(key, str) for key in content)
+            and 2 * sum(isinstance(value, torch.Tensor) for value in content.values()) > len(content))
+
+
+def described(content: object) -> str:
+    """What a loaded file holds, in a few words, for a sentence."""
+    if isinstance(content, dict):
+        keys = [str(key) for key in content][:4]
+        return f"a dict of {len(content)} entries ({', '.join(keys)}{', ...' if len(content) > 4 else ''})"
+    if isinstance(content, torch.Tensor):
+        return f"one tensor of shape {list(content.shape)}"
+    return f"a {type(content).__name__}" + (f" of {len(content)} items" if isinstance(content, (list, tuple)) else "")
+
+
+def unwrapped(content: object, path: Path, arch: str) -> tuple[dict, str | None]:
+    """(the state dict a loaded weights file holds, the key it was found under or None): the file itself, or the
+    first of WRAPPER_KEYS that holds one; anything else is one sentence saying what the file holds."""
+    if is_state_dict(content):
+        return content, None
+    for key in WRAPPER_KEYS if isinstance(content, dict) else ():
+        if is_state_dict(content.get(key)):
+            return content[key], key
+    raise UserError(f"model.weights={path} holds {described(content)}, not a state dict of {arch} (names to "
+                    f"tensors, alone or under one of {', '.join(WRAPPER_KEYS)}): save model.state_dict() of {arch}")
+
+
+def network_prefix(state: dict, expected: set[str]) -> str:
+    """The leading part of the state dict's names that, stripped, names the most of `expected` (the network's own
+    names): "" for a plain state dict, "module." (DistributedDataParallel), "_orig_mod." (torch.compile),
+    "model." (a module attribute, as Lightning saves), or several of them."""
+    prefixes = {""} | {".".join(key.split(".")[:depth]) + "." for key in state
+                       for depth in range(1, min(PREFIX_DEPTH, key.count(".")) + 1)}
+    fit = lambda prefix: sum(key.startswith(prefix) and key[len(prefix):] in expected for key in state)
+    return max(sorted(prefixes, key=len), key=fit)
+
+
+def network_entries(state: dict, network: nn.Module, head_name: str, path: Path) -> dict:
+    """The entries of `state` for `network` without its head: the wrapper's prefix stripped, entries outside the
+    network and the file's own head left out, each step logged (a head of any size: it is replaced anyway)."""
+    prefix = network_prefix(state, set(network.state_dict()))
+    inside = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    head = {key: value for key, value in inside.items() if key.startswith(head_name + ".")}
+    said = [f"names prefixed {prefix!r} stripped"] if prefix else []
+    if len(inside) < len(state):
+        outside = [key for key in state if not key.startswith(prefix)]
+        said.append(f"{len(outside)} entries outside the network left out (e.g. {outside[0]})")
+    if head:
+        outputs = head.get(head_name + ".weight", next(iter(head.values()))).shape[0]
+        said.append(f"its {head_name} ({outputs} outputs) left out: the run's own head replaces it")
+    if said:
+        log.info(f"model.weights={path}: " + "; ".join(said))
+    return {key: value for key, value in inside.items() if key not in head}
+
+
 def load_state_dict_file(arch: str, path: Path) -> nn.Module:
-    """The architecture with the weights of a state-dict file. Its output layer's entries are dropped: the head is
-    replaced anyway, so a file saved with any class count fits."""
+    """The architecture with the weights of a state-dict file, as people save them: the state dict alone or in a
+    checkpoint (WRAPPER_KEYS), its names with a wrapper's prefix (network_prefix), its output layer of any class count
+    (the head is replaced anyway); what was unwrapped, stripped and left out is logged. Read with weights_only.
+
+    Raises:
+        UserError: the file holds no state dict, or one whose tensors do not fit `arch` (named with an example).
+    """
     network = get_model(arch, weights=None)
-    state = load_pt(path, key="model.weights")
+    state, wrapper = unwrapped(load_pt(path, key="model.weights"), path, arch)
+    if wrapper is not None:
+        log.info(f"model.weights={path}: the state dict under {wrapper!r} of the checkpoint")
     head_name, _ = last_linear(network, arch)
-    state = {key: value for key, value in state.items() if not key.startswith(head_name + ".")}
+    state = network_entries(state, network, head_name, path)
+    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
     try:
-        missing, unexpected = network.load_state_dict(state, strict=False)
+        missing, unexpected = network.load_state_dict(tensors, strict=False)
     except RuntimeError as error:  # a tensor of the wrong shape
         raise UserError(f"model.weights={path} does not fit model.arch={arch} ({first_line(error)})") from None
     missing = [key for key in missing if not key.startswith(head_name + ".")]
+    unexpected = [*unexpected, *(key for key in state if key not in tensors)]
     if missing or unexpected:
-        example = (missing or unexpected)[0]
+        examples = " and ".join(f"{what} {names[0]}" for what, names in (("lacks", missing), ("has", unexpected))
+                                if names)
         raise UserError(f"model.weights={path} does not fit model.arch={arch}: {len(missing)} missing and "
-                        f"{len(unexpected)} unexpected entries (e.g. {example}); save model.state_dict() of {arch}")
+                        f"{len(unexpected)} unexpected entries (it {examples}); save model.state_dict() of {arch}")
     return network
 
 

@@ -7,9 +7,10 @@ import numpy as np
 from trainer.drawing import new_figure
 
 
-def confusion_figure(confusion, title):
+def confusion_figure(confusion, title, names=None):
     """The confusion matrix as a heat map, rows = true class, columns = predicted class, counts written in
-    the cells when there are few enough classes to read them."""
+    the cells and the axes labelled with the class names (when the dataset has them) when there are few enough
+    classes to read them."""
     classes = confusion.shape[0]
     size = min(3 + 0.45 * classes, 12)
     figure = new_figure(figsize=(size, size * 0.85), layout="constrained")
@@ -20,6 +21,9 @@ def confusion_figure(confusion, title):
     if classes <= 20:
         ax.set_xticks(range(classes))
         ax.set_yticks(range(classes))
+        if names is not None:  # a user's own names, in any script (trainer/drawing.py)
+            ax.set_xticklabels([str(name) for name in names], rotation=45, ha="right")
+            ax.set_yticklabels([str(name) for name in names])
         threshold = confusion.max().item() / 2
         for i in range(classes):
             for j in range(classes):

@@ -13,6 +13,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
+from trainer.config import job_dir_name
 from trainer.errors import UserError, first_line, refuse
 
 
@@ -108,11 +109,15 @@ class FolderCallback(Callback):
 
 
 def register_resolvers():
-    """`${unique_dir:...}` in conf/config.yaml's hydra.run.dir and hydra.sweep.dir; the CLI calls this before Hydra
-    composes. use_cache: the sweep dir is resolved once per sweep; Hydra copies the cache into every job's config
-    (also when a launcher pickles the config to another process), so all jobs agree on the folder it claimed."""
+    """`${unique_dir:...}` in conf/config.yaml's hydra.run.dir and hydra.sweep.dir, and `${job_dir_name:...}` in
+    hydra.sweep.subdir (trainer/config/overrides.py); the CLI calls this before Hydra composes (the joblib and
+    submitit launchers' jobs find both: tested). use_cache: the sweep dir is resolved once per sweep; Hydra copies the
+    cache into every job's config (also when a launcher pickles the config to another process), so all jobs agree on
+    the folder it claimed."""
     if not OmegaConf.has_resolver("unique_dir"):
         OmegaConf.register_new_resolver("unique_dir", claim_dir, use_cache=True)
+    if not OmegaConf.has_resolver("job_dir_name"):
+        OmegaConf.register_new_resolver("job_dir_name", job_dir_name)
 
 
 def holds_a_run(folder):

@@ -175,7 +175,7 @@ def draw_test(parts, test, *, out, step):
                                                                   r2=test[R2]), step, save_as="predictions.png")
         top_losses.record(parts, test, tracker=out.tracker, step=step)
         return
-    out.tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), step)
+    out.tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split", parts.classes), step)
     out.tracker.figure("reliability/test", reliability_figure(test["calibration"], "test split", ece=test[ECE]),
                        step, save_as="reliability.png")
     top_losses.record(parts, test, tracker=out.tracker, step=step)
