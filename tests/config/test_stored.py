@@ -68,3 +68,10 @@ def test_the_allow_list_is_read_from_conf():
     assert {"trainer.epochs", "model.hidden", "data.source.num_samples", "sweep.target", "loss.criterion.beta",
             "lr_find.min_lr"} <= keys
     assert not any(key.startswith("hydra") or key == "defaults" for key in keys)
+
+
+def test_a_quoted_value_is_plain_and_an_interpolation_inside_quotes_is_not():
+    assert recorded_override_fault("data.root='/x/고양이=1','/x/b'") is None
+    assert recorded_override_fault("loss='ce'") is None
+    assert "interpolation" in recorded_override_fault("data.root='${oc.env:HOME}'")
+    assert "not an option" in recorded_override_fault("loss='../../x/evil'")

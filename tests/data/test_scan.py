@@ -120,7 +120,7 @@ def test_copies_are_read_once_and_copies_under_two_classes_are_named_and_left_ou
     assert sorted(read) == sorted([f"cat/{i}.png" for i in range(10)] + [f"dog/{i}.png" for i in range(10) if i != 5])
     said = capsys.readouterr().out
     assert "skipped 3 second copies of a file" in said
-    assert ("left out 1 image(s) filed under two or more classes (conflicting labels): cat/dog 5.png (cat and dog); "
+    assert ("left out 1 image(s) filed under two or more classes (conflicting labels): cat/dog 5.png (in cat, dog); "
             "keep each image under its one class") in said
 
 

@@ -3,7 +3,7 @@ moved since it was written."""
 from collections.abc import Iterator, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, QuotedString, RangeSweep
 from hydra.errors import HydraException
 
 from trainer.config.location import declared_groups, declared_keys, declared_targets
@@ -73,10 +73,15 @@ def option_fault(group: str, value: object) -> str | None:
     ../../elsewhere/evil from outside conf/); a glob chooses among those options only."""
     if isinstance(value, Glob):
         return None
-    chosen = value.list if isinstance(value, ChoiceSweep) else [value]
+    chosen = [unquoted(option) for option in (value.list if isinstance(value, ChoiceSweep) else [value])]
     stray = [option for option in chosen if option is not None and (
         not isinstance(option, str) or option not in declared_groups()[group])]
     return f"chooses {stray[0]} for {group}, which is not an option in losslab's conf/{group}/" if stray else None
+
+
+def unquoted(value: object) -> object:
+    """The text of a quoted string (a path quoted as typed: trainer/config/overrides.py), any other value as it is."""
+    return value.text if isinstance(value, QuotedString) else value
 
 
 def value_fault(value: object) -> str | None:
@@ -88,6 +93,7 @@ def value_fault(value: object) -> str | None:
         return None
     if isinstance(value, list):
         return next(filter(None, map(value_fault, value)), None)
+    value = unquoted(value)
     if isinstance(value, str):
         return "holds an interpolation" if "${" in value else None
     if isinstance(value, dict):

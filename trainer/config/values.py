@@ -140,6 +140,8 @@ VALUES: dict[str, dict[str, Rule | tuple[Rule, ...]]] = {
         "normalize": switch(),
         "augment": switch(),
         "download": switch(),
+        "max_image_pixels": whole("the most pixels an image may have (a guard against decompression bombs)",
+                                  178956970, low=1),
     },
     "data.source": {
         "num_samples": whole("the number of samples", 1000, low=1),

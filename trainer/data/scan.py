@@ -163,7 +163,7 @@ def log_skipped(skipped: Skipped, root: Path) -> None:
         if entries:
             log.info(f"data.root={root}: skipped {len(entries)} {what}: {examples(entries)}")
     if skipped.conflicting:
-        named = [f"{path} ({' and '.join(labels)})" for path, labels in skipped.conflicting]
+        named = [f"{path} (in {examples(labels)})" for path, labels in skipped.conflicting]
         log.warning(f"data.root={root}: left out {len(named)} image(s) filed under two or more classes (conflicting "
                     f"labels): {examples(named)}; keep each image under its one class")
 
