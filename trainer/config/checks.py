@@ -9,6 +9,7 @@ from trainer.config.stored import override_key
 from trainer.errors import UserError
 
 
+CHECKPOINT_MODES = ("eval", "predict")  # modes that use a trained model: ckpt_path is required
 AUTO_OR_BOOL = ("auto", True, False)  # a setting that losslab may decide (auto) or the user forces
 
 
@@ -41,9 +42,9 @@ def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] =
     check_added_keys(cfg, overrides)
     if cfg.mode not in modes:
         raise UserError(f"mode={cfg.mode} is not known: use one of {', '.join(f'mode={m}' for m in modes)}")
-    if cfg.mode == "eval" and not cfg.ckpt_path:
-        raise UserError("mode=eval needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
-    if cfg.mode == "eval" and not Path(cfg.ckpt_path).is_file():
+    if cfg.mode in CHECKPOINT_MODES and not cfg.ckpt_path:
+        raise UserError(f"mode={cfg.mode} needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
+    if cfg.mode in CHECKPOINT_MODES and not Path(cfg.ckpt_path).is_file():
         raise UserError(f"ckpt_path={cfg.ckpt_path} does not exist: point it at a .pt file in a run's checkpoints/")
     if cfg.optimizer.lr != "auto":  # auto: the range test (trainer/run/lr_find.py) chooses it
         _positive(cfg.optimizer.lr, "optimizer.lr",

@@ -11,8 +11,8 @@ from trainer.config.checks import check_auto_or_bool
 from trainer.data.cache import cache_splits
 from trainer.data.labels import target_statistics, with_label_noise
 from trainer.data.normalization import channel_statistics, channel_values, normalized
-from trainer.data.splits import (MIN_TO_STRATIFY, SPLIT_METHODS, MapInputs, Splits, check_splits, count_classes,
-                                  labels_of)
+from trainer.data.splits import (MIN_TO_STRATIFY, MapInputs, Splits, check_split_fits_task, check_splits,
+                                  count_classes, labels_of)
 from trainer.errors import UserError
 from trainer.logs import log
 from trainer.metrics import CLASSIFICATION
@@ -38,6 +38,7 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     model_class = class_of(cfg.model)
     cfg = with_data_facts(cfg, image_size=expected_image_size(cfg, model_class))
     splits = build(cfg.data.source, "data", seed=cfg.seed)
+    cfg = with_data_facts(cfg, **splits.facts)  # what the source read from the data (a table's task and columns)
     classifies = cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION
     count = count_classes(cfg.data.num_classes, splits) if classifies else cfg.data.num_classes
     cfg = with_data_facts(cfg, num_classes=count, image_size=splits.image_size)
@@ -139,13 +140,7 @@ def check_settings(cfg_data: DictConfig) -> None:
         raise UserError("data.mean and data.std go together: set both (e.g. data.mean=0.5 data.std=0.5) or neither "
                         "(null: the training split's statistics)")
     check_auto_or_bool(cfg_data.get("cache", False), "data.cache")
-    split = cfg_data.get("split", "random")
-    if split not in SPLIT_METHODS:
-        raise UserError(f"data.split={split} is not known: use data.split=stratified (each class cut in the same "
-                        "fractions) or data.split=random")
-    if split == "stratified" and cfg_data.get("task", CLASSIFICATION) != CLASSIFICATION:
-        raise UserError("data.split=stratified cuts each class in the same fractions, and regression targets have no "
-                        "classes: use data.split=random")
+    check_split_fits_task(cfg_data.get("split", "random"), cfg_data.get("task", CLASSIFICATION))
     budget = cfg_data.get("cache_budget_gb", 0)
     if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget < 0:
         raise UserError(f"data.cache_budget_gb={budget} is invalid: use the memory in GB that data.cache=auto may "

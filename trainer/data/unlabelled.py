@@ -1,0 +1,162 @@
+"""New inputs for a trained model (mode=predict), with no labels needed: the rows of a table (a model trained on
+data=csv) or the image files in a folder (a model trained on images), each prepared exactly as the model's training
+data was, from the run's stored data config: the table's fitted preprocessing, the images' channels and size, and
+the training split's mean and std.
+
+A batch holds (inputs, positions, readable): an image file that cannot be decoded comes as zeros with readable
+False, so the rest of the batch is predicted and the file is named (`Inputs.why`), also from DataLoader workers.
+"""
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from trainer.data.normalization import Standardize
+from trainer.errors import UserError, first_line
+from trainer.logs import log
+
+# what mode=predict takes from the command line (the rest of the data config is the checkpoint's): where the inputs
+# are and how to read them
+TABLE_KEYS = ("path", "id_column", "encoding", "delimiter", "missing", "batch_size", "num_workers")
+IMAGE_KEYS = ("root", "batch_size", "num_workers")
+
+
+@dataclass
+class Inputs:
+    """What a model predicts on: `dataset` gives (x, position, readable) per input; `ids` name each input in
+    predictions.csv, under the column `id_name` ("row", the id column's name, or "path"); `truth`: the target's
+    values, when a table has the target column; `why(position)`: why an unreadable input could not be read."""
+    dataset: Dataset
+    ids: list[str]
+    id_name: str
+    truth: list[str] | None = None
+    why: Callable[[int], str] = lambda position: ""
+
+
+def is_table(data: Mapping) -> bool:
+    """Whether a run's data config is a table's (data=csv: its fitted preprocessing is stored)."""
+    return data.get("preprocessing") is not None
+
+
+def input_keys(data: Mapping) -> tuple[str, ...]:
+    """The data keys mode=predict takes from the command line for a model trained on `data`."""
+    return TABLE_KEYS if is_table(data) else IMAGE_KEYS
+
+
+def new_inputs(data: Mapping) -> Inputs:
+    """The inputs a run's data config (the checkpoint's, with this command's input_keys) points at: the rows of
+    data.path for a table model, the image files under data.root for an image model.
+
+    Raises:
+        UserError: a model trained on data that names no columns and holds no images (iris, diabetes), a missing
+            file or folder, a table without a column the model takes; in one sentence, before any prediction.
+    """
+    statistics = None  # data.normalize with the training split's mean and std (a pretrained model has none)
+    if data.get("normalize") and data.get("mean") is not None:
+        statistics = [float(v) for v in data["mean"]], [float(v) for v in data["std"]]
+    if is_table(data):
+        return table_rows(data, statistics)
+    if len(data["shape"]) == 3:
+        return image_files(data, statistics)
+    raise UserError("mode=predict takes a model trained on a table (data=csv) or on images, and this checkpoint's "
+                    f"data has samples of shape {list(data['shape'])} and no named columns: train it with data=csv")
+
+
+def table_rows(data: Mapping, statistics: tuple[list[float], list[float]] | None) -> Inputs:
+    """Every row of data.path, encoded with the stored preprocessing; its id is data.id_column's value or its
+    row number (from 1, the header not counted)."""
+    from trainer.data.preprocessing import encoded, encoding_notes, number_text
+    from trainer.data.table_files import column_named, read_table
+    from trainer.data.tables import check_complete, plain
+
+    fitted = plain(data["preprocessing"])
+    table = read_table(data["path"], encoding=data.get("encoding"), delimiter=data.get("delimiter"))
+    names = [column_named(table, feature["name"]) for feature in fitted["features"]]
+    rows = np.arange(len(table))
+    if not len(rows):
+        raise UserError(f"data.path={data['path']} has no rows to predict")
+    check_complete(table, names, rows, data.get("missing", "fill"))
+    result = encoded(table, fitted["features"])
+    for note in encoding_notes(result, f"data.path={data['path']}"):
+        log.info(note)
+    x = result.x if statistics is None else Standardize(*statistics, channel_dim=1)(result.x)
+    id_column = data.get("id_column")
+    if id_column:
+        id_name = column_named(table, id_column, "data.id_column")
+        ids = table.texts(id_name).fillna("").tolist()
+    else:
+        id_name, ids = "row", [str(k + 1) for k in rows]
+    target = fitted["target"]
+    truth = None
+    if target["name"] in table.columns:
+        numbers, bad = table.numbers(target["name"])
+        values = numbers.map(number_text, na_action="ignore") if target["numbers"] and not bad else table.texts(
+            target["name"])
+        truth = values.fillna("").tolist()
+    return Inputs(TensorDataset(x, torch.arange(len(x)), torch.ones(len(x), dtype=torch.bool)), ids, id_name,
+                  truth)
+
+
+class ImagePaths(Dataset):
+    """Image files decoded on access by `transform` (PIL image -> tensor of `shape`); one that cannot be decoded
+    comes as zeros, readable False."""
+
+    def __init__(self, paths: list[Path], transform: Callable, shape: list[int]):
+        self.paths, self.transform, self.shape = paths, transform, shape
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, bool]:
+        try:
+            return self.transform(self.load(i)), i, True
+        except UserError:
+            return torch.zeros(self.shape), i, False
+
+    def load(self, i: int):
+        """The PIL image of file i, as image folders open theirs; an unreadable file is UnreadableImage."""
+        from torchvision.datasets.folder import pil_loader
+
+        from trainer.data.images import unreadable
+
+        try:
+            return pil_loader(str(self.paths[i]))
+        except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated data, not an image, a broken header
+            raise unreadable(self.paths[i], error) from None
+
+    def why(self, i: int) -> str:
+        try:
+            self.transform(self.load(i))
+        except UserError as error:
+            return first_line(error)
+        return ""
+
+
+def image_files(data: Mapping, statistics: tuple[list[float], list[float]] | None) -> Inputs:
+    """Every image file under data.root (directly in it, or in class folders; hidden entries left out), sorted,
+    decoded at the channels and size the model was trained on; its id is its path."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    from torchvision.transforms import v2
+
+    from trainer.data.images import decoder
+
+    root = data.get("root")
+    if not root or not Path(str(root)).expanduser().is_dir():
+        raise UserError(f"data.root={root} is not a folder: point data.root at the folder of images to predict")
+    top = Path(str(root)).expanduser()
+    paths = sorted(path for path in top.rglob("*") if path.suffix.lower() in IMG_EXTENSIONS and path.is_file()
+                   and not any(part.startswith(".") for part in path.relative_to(top).parts))
+    if not paths:
+        raise UserError(f"data.root={root} holds no image files ({', '.join(IMG_EXTENSIONS)}), directly or in "
+                        "subfolders: point it at the images to predict")
+    shape = list(data["shape"])
+    transform = decoder(shape[0], shape[1])
+    if statistics is not None:
+        transform = v2.Compose([transform, Standardize(*statistics)])
+    dataset = ImagePaths(paths, transform, shape)
+    log.info(f"data.root={root}: {len(paths)} image files, decoded at {shape[1]} px with {shape[0]} channels as the "
+             "model was trained")
+    return Inputs(dataset, [str(path) for path in paths], "path", why=dataset.why)
