@@ -25,6 +25,7 @@ from trainer.metrics import CLASSIFICATION, REGRESSION
 
 MAX_CATEGORIES = 100  # a text column with more distinct values is an id or free text, not categories
 MAX_INTEGER_CLASSES = 20  # a target of whole numbers with at most this many values is classes
+MIN_ROWS_FOR_AN_ID = 20  # a text column different in every one of at least this many training rows is an id
 NUMBER, CATEGORY = "number", "category"  # a feature's kind
 
 
@@ -121,15 +122,25 @@ def fit_features(table: Table, names: list[str], rows: np.ndarray) -> list[dict]
             continue
         texts = table.texts(name, rows)
         categories = config_safe(sorted(set(texts.dropna().tolist())), f"column {name} of data.path={table.path}")
-        if len(categories) > MAX_CATEGORIES:
-            mostly = (f" (it is numbers but for {bad} cells: empty those to read it as numbers)"
-                      if bad <= 0.1 * len(present) else "")
-            raise UserError(f"column {name} of data.path={table.path} holds {len(categories)} different texts in the "
-                            f"training rows, more than the {MAX_CATEGORIES} categories one-hot encoding takes"
-                            f"{mostly}: leave it out with data.drop=[{name}], or name it data.id_column")
+        check_categories(table, name, categories, texts, bad)
         fitted.append({"name": name, "kind": CATEGORY, "categories": categories,
                        "missing": bool(texts.isna().any())})
     return fitted
+
+
+def check_categories(table: Table, name: str, categories: list[str], texts: pd.Series, bad: int) -> None:
+    """A text column one-hot encoding can learn from: at most MAX_CATEGORIES categories, and not a different one in
+    every training row (an id or free text: every new row would be a category never seen)."""
+    present = int(texts.notna().sum())
+    unique = len(categories) == present >= MIN_ROWS_FOR_AN_ID
+    if len(categories) <= MAX_CATEGORIES and not unique:
+        return
+    mostly = f" (numbers but for {bad} cells: empty those to read it as numbers)" if bad <= 0.1 * present else ""
+    what = (f"a different text in each of its {present} training rows" if unique
+            else f"{len(categories)} different texts in the training rows, more than the {MAX_CATEGORIES} categories "
+                 "one-hot encoding takes")
+    raise UserError(f"column {name} of data.path={table.path} holds {what}{mostly}: leave it out with "
+                    f"data.drop=[{name}], or name it data.id_column")
 
 
 @dataclass
@@ -164,7 +175,8 @@ def encoded_number(table: Table, feature: dict, rows: np.ndarray | None, result:
 
 def encoded_category(table: Table, feature: dict, rows: np.ndarray | None, result: Encoded) -> np.ndarray:
     texts = table.texts(feature["name"], rows)
-    codes = pd.Categorical(texts, categories=feature["categories"]).codes
+    index = {category: k for k, category in enumerate(feature["categories"])}
+    codes = texts.map(index).fillna(-1).to_numpy(dtype=np.int64)  # -1: empty, or a category training did not have
     onehot = np.zeros((len(texts), len(feature["categories"]) + feature["missing"]), dtype=np.float32)
     known = np.flatnonzero(codes >= 0)
     onehot[known, codes[known]] = 1

@@ -143,14 +143,15 @@ def decoded(raw: bytes, path: str, encoding: str | None) -> str:
 
 
 def sniffed_delimiter(text: str) -> str:
-    """The delimiter that cuts the first SNIFF_LINES lines into the same number of fields, the most of them in the
-    header; a tie goes to the earlier of DELIMITERS. Consistency decides a file of decimal commas delimited by
-    semicolons: commas cut its header into one field and its rows into several."""
+    """The delimiter that cuts the first SNIFF_LINES lines into the same number of fields, more than one, the most
+    of them in the header; else the one that cuts the header into the most; a tie goes to the earlier of DELIMITERS.
+    Consistency decides a file of decimal commas delimited by semicolons: commas cut its header into one field and
+    its rows into several."""
     lines = [line for line in text.split("\n", SNIFF_LINES)[:SNIFF_LINES] if line.strip()]
 
     def score(delimiter):
-        counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
-        return (len(set(counts)) == 1, counts[0] if counts else 0, -DELIMITERS.index(delimiter))
+        counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)] or [0]
+        return (len(set(counts)) == 1 and counts[0] > 1, counts[0], -DELIMITERS.index(delimiter))
 
     return max(DELIMITERS, key=score)
 

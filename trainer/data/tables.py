@@ -59,9 +59,7 @@ def table(*, path: str | None, target: str | None, val_fraction: float, test_fra
     parts = cut(data, labelled, y if task == CLASSIFICATION else None, method=method, split_column=split_column,
                 fractions=(val_fraction, test_fraction), seed=seed)
     if preprocessing:
-        fitted = preprocessing["features"]
-        for feature in fitted:
-            column_named(data, feature["name"])
+        fitted = [{**feature, "name": column_named(data, feature["name"])} for feature in preprocessing["features"]]
     else:
         names = feature_names(data, target, features=plain(features), drop=plain(drop) or [],
                               exclude={"data.id_column": id_column, "data.split_column": split_column})
@@ -70,16 +68,24 @@ def table(*, path: str | None, target: str | None, val_fraction: float, test_fra
     log.info(f"data.path={path}: {len(labelled)} rows, target {target} ({task}"
              + (f", {len(fitted_target['classes'])} classes" if fitted_target["classes"] else "") + "); "
              + described(fitted))
+    splits = encoded_splits(data, fitted, labelled, parts, y)
+    facts = {"task": task, "split": method, "shape": [splits["train"].tensors[0].shape[1]],
+             "num_classes": 1 if task == REGRESSION else None,
+             "preprocessing": {"target": fitted_target, "features": fitted}}
+    return Splits(**splits, classes=fitted_target["classes"], facts=facts)
+
+
+def encoded_splits(data: Table, fitted: list[dict], labelled: np.ndarray, parts: tuple, y: torch.Tensor
+                   ) -> dict[str, TensorDataset]:
+    """{"train", "val", "test"}: each split's rows encoded with the fitted features, with their targets; what the
+    encoding met that the training rows did not have (unseen categories) is logged per split."""
     splits = {}
     for name, idx in zip(("train", "val", "test"), parts):
         result = encoded(data, fitted, labelled[idx])
         for note in encoding_notes(result, f"the {name} split"):
             log.info(note)
-        splits[name] = TensorDataset(result.x, y[torch.as_tensor(idx)])
-    facts = {"task": task, "split": method, "shape": [splits["train"].tensors[0].shape[1]],
-             "num_classes": 1 if task == REGRESSION else None,
-             "preprocessing": {"target": fitted_target, "features": fitted}}
-    return Splits(**splits, classes=fitted_target["classes"], facts=facts)
+        splits[name] = TensorDataset(result.x, y[torch.as_tensor(idx, dtype=torch.long)])
+    return splits
 
 
 def read_checked(path: str | None, missing: str, *, encoding: str | None, delimiter: str | None) -> Table:
