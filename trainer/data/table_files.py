@@ -174,7 +174,7 @@ def column_named(table: Table, name: object, key: str | None = None) -> str:
     if name in columns:
         return name
     close = [c for c in columns if c.lower() == str(name).lower()] or difflib.get_close_matches(
-        str(name), columns, n=1, cutoff=0.5)
+        str(name), columns, n=1, cutoff=0.6)
     shown = ", ".join(columns[:30]) + (f", ... ({len(columns)} in all)" if len(columns) > 30 else "")
     if key is None:
         what, hint = f"the model's input column {name}", (f"rename {close[0]} to {name} in the file if it is that "

@@ -6,7 +6,7 @@ the training split's mean and std.
 A batch holds (inputs, positions, readable): an image file that cannot be decoded comes as zeros with readable
 False, so the rest of the batch is predicted and the file is named (`Inputs.why`), also from DataLoader workers.
 """
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +46,10 @@ def input_keys(data: Mapping) -> tuple[str, ...]:
     return TABLE_KEYS if is_table(data) else IMAGE_KEYS
 
 
-def new_inputs(data: Mapping) -> Inputs:
+def new_inputs(data: Mapping, *, typed: Collection[str] = ()) -> Inputs:
     """The inputs a run's data config (the checkpoint's, with this command's input_keys) points at: the rows of
-    data.path for a table model, the image files under data.root for an image model.
+    data.path for a table model, the image files under data.root for an image model. `typed`: the data keys the
+    command line set (a data.id_column it names must be in the file; the training run's own is used where it is).
 
     Raises:
         UserError: a model trained on data that names no columns and holds no images (iris, diabetes), a missing
@@ -58,14 +59,14 @@ def new_inputs(data: Mapping) -> Inputs:
     if data.get("normalize") and data.get("mean") is not None:
         statistics = [float(v) for v in data["mean"]], [float(v) for v in data["std"]]
     if is_table(data):
-        return table_rows(data, statistics)
+        return table_rows(data, statistics, id_required="data.id_column" in typed)
     if len(data["shape"]) == 3:
         return image_files(data, statistics)
     raise UserError("mode=predict takes a model trained on a table (data=csv) or on images, and this checkpoint's "
                     f"data has samples of shape {list(data['shape'])} and no named columns: train it with data=csv")
 
 
-def table_rows(data: Mapping, statistics: tuple[list[float], list[float]] | None) -> Inputs:
+def table_rows(data: Mapping, statistics: tuple[list[float], list[float]] | None, *, id_required: bool) -> Inputs:
     """Every row of data.path, encoded with the stored preprocessing; its id is data.id_column's value or its
     row number (from 1, the header not counted)."""
     from trainer.data.preprocessing import encoded, encoding_notes, number_text
@@ -83,12 +84,7 @@ def table_rows(data: Mapping, statistics: tuple[list[float], list[float]] | None
     for note in encoding_notes(result, f"data.path={data['path']}"):
         log.info(note)
     x = result.x if statistics is None else Standardize(*statistics, channel_dim=1)(result.x)
-    id_column = data.get("id_column")
-    if id_column:
-        id_name = column_named(table, id_column, "data.id_column")
-        ids = table.texts(id_name).fillna("").tolist()
-    else:
-        id_name, ids = "row", [str(k + 1) for k in rows]
+    id_name, ids = row_ids(table, data.get("id_column"), required=id_required)
     target = fitted["target"]
     truth = None
     if target["name"] in table.columns:
@@ -98,6 +94,19 @@ def table_rows(data: Mapping, statistics: tuple[list[float], list[float]] | None
         truth = values.fillna("").tolist()
     return Inputs(TensorDataset(x, torch.arange(len(x)), torch.ones(len(x), dtype=torch.bool)), ids, id_name,
                   truth)
+
+
+def row_ids(table, id_column: str | None, *, required: bool) -> tuple[str, list[str]]:
+    """(column name, ids) of a table's rows: data.id_column's values, or the row numbers (from 1) when it is null or,
+    not named on this command line, the file lacks it."""
+    from trainer.data.table_files import column_named
+
+    if id_column and (required or id_column in table.columns):
+        return column_named(table, id_column, "data.id_column"), table.texts(id_column).fillna("").tolist()
+    if id_column:
+        log.info(f"data.path={table.path} has no column {id_column} (the training run's data.id_column): rows are "
+                 "numbered instead")
+    return "row", [str(k + 1) for k in range(len(table))]
 
 
 class ImagePaths(Dataset):

@@ -20,7 +20,7 @@ from trainer.data.unlabelled import Inputs, input_keys
 from trainer.errors import UserError, first_line
 from trainer.logs import log
 from trainer.metrics import REGRESSION
-from trainer.run import checkpoint
+from trainer.run import checkpoint, rundir
 from trainer.run.evaluation import FIXED
 from trainer.runtime import build_runtime, distributed, prepare_model
 
@@ -44,7 +44,9 @@ def predict(cfg: DictConfig, place, *, overrides=()) -> dict:
     state = checkpoint.load(cfg.ckpt_path)
     check_stored(state["config"], source=f"ckpt_path={cfg.ckpt_path}", overrides=overrides)
     config = predict_config(state["config"], cfg, overrides)
-    inputs = new_inputs(config.data)  # read and checked before the model is built
+    typed = [override_key(o) for o in overrides]
+    inputs = new_inputs(config.data, typed=typed)  # read and checked before the model is built
+    rundir.check_writable(place.run_dir)
     runtime = build_runtime(config.trainer, config.data.shape)
     model, objective = build(config.model, "model").to(runtime.device), build(config.loss, "loss").to(runtime.device)
     try:
@@ -87,9 +89,17 @@ def predict_config(stored: dict, cfg: DictConfig, overrides) -> DictConfig:
         elif value != OmegaConf.select(config, key, default=None):
             trained = OmegaConf.select(config, key, default=None)
             raise UserError(f"mode=predict prepares new inputs as ckpt_path={cfg.ckpt_path} was trained (with "
-                            f"{key}={trained}), so {key}={value} cannot apply: remove it; the data keys predict "
-                            f"takes are {', '.join(f'data.{k}' for k in allowed)}")
+                            f"{key}={as_typed(trained)}), so {key}={as_typed(value)} cannot apply: remove it; the "
+                            f"data keys predict takes are {', '.join(f'data.{k}' for k in allowed)}")
     return config
+
+
+def as_typed(value: object) -> str:
+    """A config value as it is written on the command line: null, [a,b], 16."""
+    value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    if isinstance(value, list):
+        return "[" + ",".join(as_typed(v) for v in value) + "]"
+    return "null" if value is None else str(value)
 
 
 @torch.inference_mode()
