@@ -146,3 +146,15 @@ def test_unreadable_images_are_named_skipped_and_exit_with_status_3(image_run, t
 
 def test_skipped_inputs_are_a_user_error_with_their_own_exit_status():
     assert issubclass(SkippedInputs, UserError) and SkippedInputs.exit_code == 3
+
+
+def test_eval_of_a_new_table_encodes_it_with_the_stored_preprocessing(table_run, tmp_path):
+    ckpt, frame, _ = table_run
+    new = frame.copy()
+    new["split"] = "test"  # every row is tested
+    new.to_csv(tmp_path / "new.csv", index=False, sep="\t")
+    evaluated = run(["mode=eval", f"ckpt_path={ckpt}", "data=csv", f"data.path={tmp_path / 'new.csv'}",
+                     "data.split_column=split", *QUIET], tmp_path / "eval")
+    run(["mode=predict", f"ckpt_path={ckpt}", "data=csv", f"data.path={tmp_path / 'new.csv'}", *QUIET], tmp_path / "p")
+    rows = predictions(tmp_path / "p")
+    assert evaluated["test/acc"] == pytest.approx((rows.predicted == rows.true).mean())

@@ -23,7 +23,9 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     data.image_size and so data.shape, data.target_stats, data.mean and data.std). In order:
 
     1. the data keys checked; the image size a pretrained model expects (before anything is decoded);
-    2. the source builds its splits (`data.source`, seeded by `seed`); the class count; the splits checked;
+    2. the source builds its splits (`data.source`, seeded by `seed`) and says what it read from the data
+       (`Splits.facts`: a table's task, split method, shape and fitted preprocessing); the class count; the splits
+       checked;
     3. a regression's target statistics (training only: evaluation keeps the checkpoint's);
     4. data.cache, then data.normalize, then data.label_noise (training labels only), then the source's augmentation.
 
@@ -61,7 +63,8 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
 
 def with_data_facts(cfg: DictConfig, **facts: object) -> DictConfig:
     """A copy of the config with what the data decided filled in where the config leaves it null: data.num_classes,
-    data.image_size (and so data.shape), data.mean and data.std. The model and loss configs read data.shape and
+    data.image_size (and so data.shape), data.mean and data.std, and what a source read from the data (a table's
+    data.task, data.split, data.shape and data.preprocessing). The model and loss configs read data.shape and
     data.num_classes by interpolation, and checkpoints store the filled-in values. The caller's config is left as
     it was."""
     missing = {key: value for key, value in facts.items() if value is not None and cfg.data.get(key, 0) is None}

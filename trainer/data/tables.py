@@ -57,7 +57,7 @@ def table(*, path: str | None, target: str | None, val_fraction: float, test_fra
     method = split or ("stratified" if task == CLASSIFICATION else "random")
     check_split_fits_task(method, task)
     parts = cut(data, labelled, y if task == CLASSIFICATION else None, method=method, split_column=split_column,
-                fractions=(val_fraction, test_fraction), seed=seed)
+                fractions=(val_fraction, test_fraction), seed=seed, fitting=not preprocessing)
     if preprocessing:
         fitted = [{**feature, "name": column_named(data, feature["name"])} for feature in preprocessing["features"]]
     else:
@@ -146,14 +146,17 @@ def check_complete(data: Table, names: list[str], rows: np.ndarray, missing: str
 
 
 def cut(data: Table, labelled: np.ndarray, labels: torch.Tensor | None, *, method: str, split_column: str | None,
-        fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        fractions: tuple[float, float], seed: int, fitting: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) positions into the labelled rows: by split_indices (stratified by `labels` for
-    classification), or by the split column's values, a split it does not name carved from its train rows."""
+    classification), or by the split column's values, a split it does not name carved from its train rows (with
+    none, and a stored preprocessing to apply rather than fit, the splits are the rows it names)."""
     if split_column is None:
         return tuple(part.numpy() for part in split_indices(len(labelled), *fractions, seed, labels=labels,
                                                             method=method))
     named = named_splits(data, column_named(data, split_column, "data.split_column"), labelled)
     own = {name: np.flatnonzero(named == name) for name in ("train", "val", "test")}
+    if not len(own["train"]) and not fitting:  # evaluating a trained model on new rows: test (and val) are enough
+        return own["train"], own["val"], own["test"]
     if not len(own["train"]):
         raise UserError(f"data.split_column={split_column} names no row train: mark the training rows train")
     carve = [None if len(own[name]) else fraction for name, fraction in zip(("val", "test"), fractions)]
