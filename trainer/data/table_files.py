@@ -176,6 +176,9 @@ def column_named(table: Table, name: object, key: str | None = None) -> str:
     close = [c for c in columns if c.lower() == str(name).lower()] or difflib.get_close_matches(
         str(name), columns, n=1, cutoff=0.6)
     shown = ", ".join(columns[:30]) + (f", ... ({len(columns)} in all)" if len(columns) > 30 else "")
+    if len(columns) == 1 and any(d in columns[0] for d in DELIMITERS):
+        raise UserError(f"data.path={table.path} reads as one column, {columns[0]!r}: set data.delimiter to the "
+                        "character between its columns, or null to detect it")
     if key is None:
         what, hint = f"the model's input column {name}", (f"rename {close[0]} to {name} in the file if it is that "
                                                            f"column" if close else "add it to the file")
