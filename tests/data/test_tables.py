@@ -154,6 +154,9 @@ def test_data_features_and_data_drop_choose_the_inputs(tmp_path):
     chosen = table(path=str(tmp_path / "t.csv"), target="price", features=["age", "member"], **SPLIT)
     assert [f["name"] for f in chosen.facts["preprocessing"]["features"]] == ["age", "member"]
     assert chosen.facts["task"] == "regression" and chosen.facts["split"] == "random"
+    one = table(path=str(tmp_path / "t.csv"), target="label", drop="price", id_column="id", split_column="split",
+                **SPLIT)  # data.drop=price: one name without brackets
+    assert [f["name"] for f in one.facts["preprocessing"]["features"]] == ["age", "income", "city", "member"]
     with pytest.raises(UserError, match="data.features lists label, the target"):
         table(path=str(tmp_path / "t.csv"), target="label", features=["age", "label"], **SPLIT)
 

@@ -158,3 +158,12 @@ def test_eval_of_a_new_table_encodes_it_with_the_stored_preprocessing(table_run,
     run(["mode=predict", f"ckpt_path={ckpt}", "data=csv", f"data.path={tmp_path / 'new.csv'}", *QUIET], tmp_path / "p")
     rows = predictions(tmp_path / "p")
     assert evaluated["test/acc"] == pytest.approx((rows.predicted == rows.true).mean())
+
+
+def test_a_model_trained_on_data_without_named_columns_or_images_cannot_predict(tmp_path):
+    run(["data=iris", "model=mlp", "trainer.epochs=1", *QUIET], tmp_path / "run")
+    mixed_table(n=10).to_csv(tmp_path / "new.csv", index=False)
+    with pytest.raises(UserError, match=r"mode=predict takes a model trained on a table \(data=csv\) or on images, "
+                                        r"and this checkpoint's data has samples of shape \[4\] and no named columns"):
+        run(["mode=predict", f"ckpt_path={tmp_path / 'run/checkpoints/best.pt'}", "data=csv",
+             f"data.path={tmp_path / 'new.csv'}", *QUIET], tmp_path / "p")

@@ -119,6 +119,7 @@ def labelled_rows(data: Table, target: str) -> np.ndarray:
 def feature_names(data: Table, target: str, *, features: list | None, drop: list, exclude: dict) -> list[str]:
     """data.features (or every column), less data.drop, the target and the columns `exclude` names by key; every
     name must be a column of the file."""
+    features, drop = ([names] if isinstance(names, str) else names for names in (features, drop))  # data.drop=id
     for key, names in (("data.features", features or []), ("data.drop", drop)):
         for name in names:
             column_named(data, name, key)

@@ -42,8 +42,18 @@ def is_table(data: Mapping) -> bool:
 
 
 def input_keys(data: Mapping) -> tuple[str, ...]:
-    """The data keys mode=predict takes from the command line for a model trained on `data`."""
-    return TABLE_KEYS if is_table(data) else IMAGE_KEYS
+    """The data keys mode=predict takes from the command line for a model trained on `data`.
+
+    Raises:
+        UserError: a model trained on data that names no columns and holds no images (iris, diabetes, generated
+            tables): nothing says how new inputs would be laid out.
+    """
+    if is_table(data):
+        return TABLE_KEYS
+    if len(data["shape"]) == 3:
+        return IMAGE_KEYS
+    raise UserError("mode=predict takes a model trained on a table (data=csv) or on images, and this checkpoint's "
+                    f"data has samples of shape {list(data['shape'])} and no named columns: train it with data=csv")
 
 
 def new_inputs(data: Mapping, *, typed: Collection[str] = ()) -> Inputs:
@@ -58,12 +68,10 @@ def new_inputs(data: Mapping, *, typed: Collection[str] = ()) -> Inputs:
     statistics = None  # data.normalize with the training split's mean and std (a pretrained model has none)
     if data.get("normalize") and data.get("mean") is not None:
         statistics = [float(v) for v in data["mean"]], [float(v) for v in data["std"]]
+    input_keys(data)  # data it can predict for
     if is_table(data):
         return table_rows(data, statistics, id_required="data.id_column" in typed)
-    if len(data["shape"]) == 3:
-        return image_files(data, statistics)
-    raise UserError("mode=predict takes a model trained on a table (data=csv) or on images, and this checkpoint's "
-                    f"data has samples of shape {list(data['shape'])} and no named columns: train it with data=csv")
+    return image_files(data, statistics)
 
 
 def table_rows(data: Mapping, statistics: tuple[list[float], list[float]] | None, *, id_required: bool) -> Inputs:
