@@ -59,7 +59,9 @@ def table(*, path: str | None, target: str | None, val_fraction: float, test_fra
     parts = cut(data, labelled, y if task == CLASSIFICATION else None, method=method, split_column=split_column,
                 fractions=(val_fraction, test_fraction), seed=seed, fitting=not preprocessing)
     if preprocessing:
-        fitted = [{**feature, "name": column_named(data, feature["name"])} for feature in preprocessing["features"]]
+        fitted = preprocessing["features"]
+        for feature in fitted:  # every column the model takes must be in the file
+            column_named(data, feature["name"])
     else:
         names = feature_names(data, target, features=plain(features), drop=plain(drop) or [],
                               exclude={"data.id_column": id_column, "data.split_column": split_column})
