@@ -88,3 +88,30 @@ def write_phone_photos(folder, per_class, turned_every=2):
             if name == "up" and i % turned_every == 0:
                 image, exif[0x0112] = image.rotate(-90), 8
             image.convert("RGB").save(folder / name / f"{i}.jpg", quality=95, exif=exif)
+
+
+CITIES = ["서울", "부산", "대구", "Incheon"]  # text categories, Korean among them (cp949 files must keep them)
+
+
+def mixed_table(n=600, seed=0):
+    """A table as people have one: numbers and text, both with empty cells; a 3-class target `label` and a numeric
+    target `price`, each a linear function of the inputs plus noise (so logistic and linear regression are the right
+    baselines); an `id` and a `split` column (train 60%, val 20%, test 20%)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 12, n).round(1)
+    income = rng.normal(50, 15, n).round(2)
+    city = rng.choice(CITIES, n)
+    member = rng.choice(["yes", "no"], n)
+    effect = {"서울": 1.0, "부산": -0.5, "대구": 0.0, "Incheon": 0.6}
+    score = 0.08 * (age - 40) - 0.05 * (income - 50) + np.vectorize(effect.get)(city) + 0.8 * (member == "yes")
+    noisy = score + rng.logistic(0, 0.2, n)
+    label = np.select([noisy < -0.3, noisy < 0.7], ["low", "mid"], "high")
+    price = 3 * age + 1.5 * income + 40 * np.vectorize(effect.get)(city) + 25 * (member == "yes") + rng.normal(0, 8, n)
+    frame = pd.DataFrame({"id": [f"r{k:04d}" for k in range(n)], "age": age, "income": income, "city": city,
+                          "member": member, "label": label, "price": price.round(3),
+                          "split": rng.choice(["train", "val", "test"], n, p=[0.6, 0.2, 0.2])})
+    frame.loc[rng.random(n) < 0.1, "age"] = np.nan
+    frame.loc[rng.random(n) < 0.08, "city"] = np.nan
+    return frame

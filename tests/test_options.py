@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from tests.conftest import CONF, compose_config, options, run
-from tests.datafiles import write_cifar10, write_mnist, write_pngs
+from tests.datafiles import mixed_table, write_cifar10, write_mnist, write_pngs
 from trainer.data import labels_of
 from trainer.run.assemble import assemble
 
@@ -37,6 +37,9 @@ def needs(group, option, tmp_path, monkeypatch):
         ("data", "fashion_mnist"): ([*FEW_SHOT], 0.5),
         ("data", "cifar10"): ([*FEW_SHOT], 0.5),
         ("data", "image_folder"): (["data.image_size=16", "trainer.epochs=5"], 0.9),  # chance 1/3
+        # the biggest of three classes is half the rows
+        ("data", "csv"): (["model=mlp", "data.target=label", "data.drop=[price]", "data.id_column=id",
+                           "data.split_column=split", "trainer.epochs=5", "optimizer.lr=0.01"], 0.7),
         # random weights: the frozen features of a random network are all there is to learn from
         ("model", "resnet18_transfer"): (["model.weights=null", "data=synthetic", "data.source.num_samples=200",
                                           "data.num_classes=4", *FEW_SHOT[1:], "trainer.epochs=5",
@@ -54,11 +57,14 @@ def needs(group, option, tmp_path, monkeypatch):
     }
     overrides, learned = cases.get((group, option), DEFAULT)
     if group in ("data", "experiment") and option not in ("iris", "synthetic", "digits", "image_folder", "diabetes",
-                                                          "synthetic_regression"):
+                                                          "synthetic_regression", "csv"):
         overrides = [*overrides, *(f"{key}={value}" for key, value in files.items())]
     if option in ("mnist", "fashion_mnist"):
         write_mnist(tmp_path / "data" / {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[option], n_train=200,
                     n_test=50)
+    if option == "csv":
+        mixed_table(n=400).to_csv(tmp_path / "table.csv", index=False)
+        overrides = [*overrides, f"data.path={tmp_path / 'table.csv'}"]
     if option == "image_folder":
         write_pngs(tmp_path / "images", ["cat", "dog", "owl"], 10)
         overrides = [*overrides, f"data.root={tmp_path / 'images'}"]

@@ -2,8 +2,9 @@
 mode the config asks for, and turn user mistakes into one sentence.
 
 Exit status: 0 done; 1 a sweep with failed or diverged jobs, or an error that is not the user's (a bug: its traceback is
-printed); 2 a mistake the user can fix (a config value, a path, an unknown option, a refused folder); 128 + the
-signal number (130 Ctrl-C, 143 SIGTERM) when a signal stopped the run.
+printed); 2 a mistake the user can fix (a config value, a path, an unknown option, a refused folder); 3 mode=predict
+wrote predictions.csv but skipped inputs it could not read (trainer/run/predict.py); 128 + the signal number (130
+Ctrl-C, 143 SIGTERM) when a signal stopped the run.
 """
 import importlib
 import os
@@ -25,7 +26,7 @@ from trainer.sweep import resume as resume_sweep
 
 # mode -> the function that runs it, imported when chosen so that `train --help` does not wait for torch
 MODES = {"train": "trainer.run.train:train", "eval": "trainer.run.evaluation:evaluate_checkpoint",
-         "lr_find": "trainer.run.lr_find:run_lr_find"}
+         "lr_find": "trainer.run.lr_find:run_lr_find", "predict": "trainer.run.predict:predict"}
 USER_MISTAKE, FAILED = 2, 1
 
 
@@ -155,7 +156,7 @@ def report(error, cfg, overrides, *, in_sweep):
         return None
     if isinstance(error, UserError):
         print(f"error: {error}", file=sys.stderr)
-        raise Exit(USER_MISTAKE)
+        raise Exit(getattr(error, "exit_code", USER_MISTAKE))  # mode=predict's skipped inputs: 3
     traceback.print_exception(error)  # not the user's mistake: the whole story, for a bug report
     raise Exit(FAILED)
 

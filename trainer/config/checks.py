@@ -9,6 +9,7 @@ from trainer.config.values import check_values
 from trainer.errors import UserError
 
 
+CHECKPOINT_MODES = ("eval", "predict")  # modes that use a trained model: ckpt_path is required
 AUTO_OR_BOOL = ("auto", True, False)  # a setting that losslab may decide (auto) or the user forces
 
 
@@ -32,11 +33,11 @@ def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] =
     check_added_keys(cfg, overrides)
     if cfg.mode not in modes:
         raise UserError(f"mode={cfg.mode} is not known: use one of {', '.join(f'mode={m}' for m in modes)}")
-    if cfg.mode == "eval" and not cfg.ckpt_path:
-        raise UserError("mode=eval needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
-    if cfg.mode == "eval":
+    if cfg.mode in CHECKPOINT_MODES and not cfg.ckpt_path:
+        raise UserError(f"mode={cfg.mode} needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
+    if cfg.mode in CHECKPOINT_MODES:
         check_file(cfg.ckpt_path, "ckpt_path", fix="point ckpt_path at a .pt file such as RUN_DIR/checkpoints/best.pt")
-    # every number and switch: its type, finite, in range (trainer/config/values.py); mode=eval tests the checkpoint's
-    # own model and loss, so the command line's are not used (and refused if typed: trainer/run/evaluation.py)
-    check_values(cfg, skip=("model", "loss") if cfg.mode == "eval" else ())
+    # every number and switch: its type, finite, in range (trainer/config/values.py); mode=eval and mode=predict use
+    # the checkpoint's own model and loss, so the command line's are not used (and refused if typed)
+    check_values(cfg, skip=("model", "loss") if cfg.mode in CHECKPOINT_MODES else ())
     check_lr_range(cfg.lr_find)

@@ -5,11 +5,15 @@
   noise and augmentation, in the order they happen.
 - the sources, a data config's `source` (each returns `Splits`): `sources` (scikit-learn's digits, iris and
   diabetes; generated data), `torchvision_sets` (CIFAR-10, MNIST, ...), `folders` (your own image folders;
-  `scan` decides which of their files are read); `images` decodes images for both (`FileDecoder`: every file).
+  `scan` decides which of their files are read); `images` decodes images for both (`FileDecoder`: every file);
+  `tables` (your own table: data=csv), which reads it with `table_files` and fits and applies its `preprocessing`.
+- `unlabelled`: new inputs for a trained model (mode=predict), a table's rows or image files, preprocessed as the
+  model's training data was.
 - `splits` (`Splits`, the seeded split, the checks), `loaders` (batches for the loop), `cache`, `normalization`,
   `labels` (label noise, target statistics): the steps of the stage.
 
-The image sources import torchvision, so they load on first use: a tabular run never imports it.
+The image sources import torchvision and the table pandas, so they load on first use: a run imports only what its
+data needs.
 """
 from trainer._lazy import lazy_exports
 from trainer.data.loaders import TensorLoader, epoch_batches, make_loader, worker_failures_explained
@@ -18,8 +22,9 @@ from trainer.data.splits import Splits, labels_of, split_indices, split_tensors
 from trainer.data.stage import prepare_data
 
 __getattr__ = lazy_exports(__name__, {"FileDecoder": "images", "image_folder": "folders",
-                                      "torchvision_dataset": "torchvision_sets"})
+                                      "torchvision_dataset": "torchvision_sets", "table": "tables",
+                                      "new_inputs": "unlabelled"})
 
 __all__ = ["FileDecoder", "diabetes", "digits", "epoch_batches", "image_folder", "iris", "labels_of", "make_loader",
            "prepare_data", "split_indices", "split_tensors", "Splits", "synthetic", "synthetic_regression",
-           "TensorLoader", "torchvision_dataset", "worker_failures_explained"]
+           "table", "new_inputs", "TensorLoader", "torchvision_dataset", "worker_failures_explained"]

@@ -1,11 +1,12 @@
 """A dataset's three splits and how they are cut: `Splits`, the seeded shuffle that cuts a dataset into train,
 validation and test, the class count, and the checks that the splits can train and measure a model."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from trainer.errors import UserError
+from trainer.metrics import REGRESSION
 
 
 @dataclass
@@ -16,10 +17,24 @@ class Splits:
     classes: list | None = None  # class names, for datasets that have them (image folders, torchvision sets)
     image_size: int | None = None  # image sources: the side images are decoded to (data.image_size, or their own)
     augment: object = None  # image sources: a random transform of a training input, applied on access
+    # config keys the source decided from the data (data=csv: task, split, shape, num_classes, preprocessing), filled
+    # into the run's config by the data stage where the config leaves them null
+    facts: dict = field(default_factory=dict)
 
 
 SPLIT_METHODS = ("stratified", "random")  # data.split
 MIN_TO_STRATIFY = 3  # samples a class needs for one in each of train, val and test
+
+
+def check_split_fits_task(method: str | None, task: str | None) -> None:
+    """data.split is a known method, and stratified only for classes (regression targets have none). None: the
+    source decides (data=csv: by the task its target column has)."""
+    if method is not None and method not in SPLIT_METHODS:
+        raise UserError(f"data.split={method} is not known: use data.split=stratified (each class cut in the same "
+                        "fractions) or data.split=random")
+    if method == "stratified" and task == REGRESSION:
+        raise UserError("data.split=stratified cuts each class in the same fractions, and regression targets have no "
+                        "classes: use data.split=random")
 
 
 def split_indices(n: int, val_fraction: float | None, test_fraction: float | None, seed: int, *,

@@ -12,8 +12,8 @@ from trainer.config.values import check_values
 from trainer.data.cache import cache_splits
 from trainer.data.labels import target_statistics, with_label_noise
 from trainer.data.normalization import channel_statistics, channel_values, normalized
-from trainer.data.splits import (MIN_TO_STRATIFY, SPLIT_METHODS, MapInputs, Splits, check_splits, count_classes,
-                                  labels_of)
+from trainer.data.splits import (MIN_TO_STRATIFY, MapInputs, Splits, check_split_fits_task, check_splits,
+                                  count_classes, labels_of)
 from trainer.errors import UserError
 from trainer.logs import log
 from trainer.metrics import CLASSIFICATION
@@ -24,7 +24,9 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     data.image_size and so data.shape, data.target_stats, data.mean and data.std). In order:
 
     1. the data keys checked; the image size a pretrained model expects (before anything is decoded);
-    2. the source builds its splits (`data.source`, seeded by `seed`); the class count; the splits checked;
+    2. the source builds its splits (`data.source`, seeded by `seed`) and says what it read from the data
+       (`Splits.facts`: a table's task, split method, shape and fitted preprocessing); the class count; the splits
+       checked;
     3. a regression's target statistics (training only: evaluation keeps the checkpoint's);
     4. data.cache, then data.normalize, then data.label_noise (training labels only), then the source's augmentation.
 
@@ -39,6 +41,7 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     model_class = class_of(cfg.model)
     cfg = with_data_facts(cfg, image_size=expected_image_size(cfg, model_class))
     splits = build(cfg.data.source, "data", seed=cfg.seed)
+    cfg = with_data_facts(cfg, **splits.facts)  # what the source read from the data (a table's task and columns)
     classifies = cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION
     count = count_classes(cfg.data.num_classes, splits) if classifies else cfg.data.num_classes
     cfg = with_data_facts(cfg, num_classes=count, image_size=splits.image_size)
@@ -61,7 +64,8 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
 
 def with_data_facts(cfg: DictConfig, **facts: object) -> DictConfig:
     """A copy of the config with what the data decided filled in where the config leaves it null: data.num_classes,
-    data.image_size (and so data.shape), data.mean and data.std. The model and loss configs read data.shape and
+    data.image_size (and so data.shape), data.mean and data.std, and what a source read from the data (a table's
+    data.task, data.split, data.shape and data.preprocessing). The model and loss configs read data.shape and
     data.num_classes by interpolation, and checkpoints store the filled-in values. The caller's config is left as
     it was."""
     missing = {key: value for key, value in facts.items() if value is not None and cfg.data.get(key, 0) is None}
@@ -131,13 +135,7 @@ def check_settings(cfg_data: DictConfig) -> None:
         raise UserError("data.mean and data.std go together: set both (e.g. data.mean=0.5 data.std=0.5) or neither "
                         "(null: the training split's statistics)")
     check_auto_or_bool(cfg_data.get("cache", False), "data.cache")
-    split = cfg_data.get("split", "random")
-    if split not in SPLIT_METHODS:
-        raise UserError(f"data.split={split} is not known: use data.split=stratified (each class cut in the same "
-                        "fractions) or data.split=random")
-    if split == "stratified" and cfg_data.get("task", CLASSIFICATION) != CLASSIFICATION:
-        raise UserError("data.split=stratified cuts each class in the same fractions, and regression targets have no "
-                        "classes: use data.split=random")
+    check_split_fits_task(cfg_data.get("split", "random"), cfg_data.get("task", CLASSIFICATION))
 
 
 def augmented(splits: Splits) -> Splits:

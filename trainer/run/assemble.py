@@ -67,10 +67,14 @@ def assemble(cfg: DictConfig, *, for_training: bool = True) -> Assembly:
     Raises:
         UserError: any mistake in the config or the data, in one sentence naming the key, before any training.
     """
-    check_task(cfg)
-    runtime = build_runtime(cfg.trainer, cfg.data.shape)
+    task_known = cfg.data.get("task", CLASSIFICATION) is not None  # null: a table's target column decides it
+    if task_known:
+        check_task(cfg)
+    runtime = build_runtime(cfg.trainer, cfg.data.shape or [])  # a table's shape is known once it is read
     seed_everything(cfg.seed)
     cfg, splits = prepare_data(cfg, for_training=for_training)
+    if not task_known:
+        check_task(cfg)
     if for_training and cfg.data.get("task", CLASSIFICATION) != CLASSIFICATION:
         check_targets_fit_loss(cfg, lowest_target=labels_of(splits.train).min().item())
     model = build(cfg.model, "model").to(runtime.device)

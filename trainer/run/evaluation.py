@@ -60,8 +60,9 @@ def eval_config(stored, cfg, overrides):
 
 
 # what the model was trained with rather than what the data holds: new data is normalised with the training split's
-# statistics and resized to the training size, as the model expects, and cut by the method the run's data was cut by
-TRAINED_WITH = ("mean", "std", "image_size", "target_stats", "split")
+# statistics and resized to the training size, as the model expects, and cut by the method the run's data was cut by;
+# a table is encoded with the preprocessing fitted on the training rows, for the task it was trained for
+TRAINED_WITH = ("mean", "std", "image_size", "target_stats", "split", "preprocessing", "task")
 
 
 def new_data(stored, cfg, overrides):
@@ -77,8 +78,8 @@ def new_data(stored, cfg, overrides):
         if f"data.{key}" not in typed and stored["data"].get(key) is not None:
             node[key] = stored["data"][key]
     data = OmegaConf.to_container(node, resolve=True)
-    shape, trained_on = list(data["shape"]), list(stored["data"]["shape"])
-    if shape != trained_on:
+    shape, trained_on = data["shape"], list(stored["data"]["shape"])
+    if shape is not None and list(shape) != trained_on:  # None: a table's, which its stored preprocessing decides
         raise UserError(f"data.shape={shape} differs from the {trained_on} the checkpoint's model was trained on: set "
                         "data.channels and data.image_size to match")
     return OmegaConf.create(data)

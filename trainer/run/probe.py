@@ -18,7 +18,9 @@ def check_model_fits_data(model: nn.Module, objective: nn.Module, splits: Splits
     """Run one tiny batch and check the labels, so a mismatch fails here in one sentence, not deep in torch
     (on CUDA an out-of-range label is an opaque device-side assert). `shape`: data.shape, which the model was
     built for."""
-    x, y = next(iter(make_loader(splits.train, batch_size=2, shuffle=False)))
+    # evaluating new data may leave train empty (a table whose split column names only test rows)
+    sample = splits.train if splits.train is not None and len(splits.train) else splits.test
+    x, y = next(iter(make_loader(sample, batch_size=2, shuffle=False)))
     if list(x.shape[1:]) != shape:  # the config says one shape (a data.shape override) and the data hold another
         raise UserError(f"data.shape={shape} does not describe the data, whose samples are {list(x.shape[1:])}: leave "
                         "data.shape as the data option sets it (change data.channels or data.image_size where the "
