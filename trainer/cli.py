@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from trainer.config import config_dir, validate
 from trainer.errors import Exit, UserError
 from trainer.logs import RunLog, log
-from trainer.metrics import ACC, TEST, recorded_monitor, result_key
+from trainer.metrics import ACC, STOPPED_EPOCH, TEST, recorded_monitor, result_key
 from trainer.run import rundir
 from trainer.run.interrupt import Interrupted
 from trainer.sweep import resume as resume_sweep
@@ -65,7 +65,8 @@ def run(cfg):
     except Exception as error:
         records.close(error)
         return report(error, cfg, overrides, in_sweep=in_sweep)
-    records.close()
+    # a run early stopping ended is done, and says when it stopped
+    records.close(details={key: metrics[key] for key in (STOPPED_EPOCH,) if key in (metrics or {})})
     # what a sweeper (e.g. Optuna) optimises: the run's best validation value
     return metrics.get(recorded_monitor(metrics).best_key, metrics.get(result_key(TEST, ACC)))
 
@@ -110,10 +111,10 @@ class Records:
         self.log = RunLog(self.place.run_dir / "train.log").start()
         self.log.note(command)
 
-    def close(self, error=None):
+    def close(self, error=None, details=None):
         if not (self.place.ours and self.writes):
             return
-        rundir.write_status(self.place.run_dir, time.perf_counter() - self.started, error)
+        rundir.write_status(self.place.run_dir, time.perf_counter() - self.started, error, details=details)
         if self.log is not None:
             if error is not None and not isinstance(error, Interrupted):
                 self.log.failure(error)
