@@ -10,12 +10,13 @@ from trainer.drawing import CARD_DPI, card_figure, new_figure, set_margins
 def confusion_figure(confusion, title):
     """The confusion matrix as a heat map, rows = true class, columns = predicted class, counts written in the cells
     when there are few enough classes to read them. Up to 10 classes it fits TensorBoard's image card (400 px)."""
+    confusion = np.asarray(confusion)
     classes = confusion.shape[0]
     side = max(2.6, classes * (0.27 if classes <= 20 else 0.12))  # inches: a cell holds a 3-digit count
     figure = card_figure(side + 1.35, side + 0.85)
     set_margins(figure, left=0.55, right=0.8, top=0.35, bottom=0.5)
     ax = figure.subplots()
-    image = ax.imshow(confusion.numpy(), cmap="Blues", interpolation="nearest")
+    image = ax.imshow(confusion, cmap="Blues", interpolation="nearest")
     box = ax.get_position()  # the colorbar in its own fixed place: no layout pass
     figure.colorbar(image, cax=figure.add_axes((box.x1 + 0.1 / figure.get_figwidth(), box.y0,
                                                 0.12 / figure.get_figwidth(), box.height)))
@@ -26,8 +27,8 @@ def confusion_figure(confusion, title):
         ax.set_xticks(range(classes))
         ax.set_yticks(range(classes))
         ax.tick_params(labelsize=8, length=2)
-        threshold = confusion.max().item() / 2
-        for (i, j), count in np.ndenumerate(confusion.numpy()):
+        threshold = confusion.max() / 2
+        for (i, j), count in np.ndenumerate(confusion):
             ax.text(j, i, int(count), ha="center", va="center", fontsize=7.5,
                     color="white" if count > threshold else "black")
     return figure
@@ -39,7 +40,7 @@ def predictions_figure(predictions, targets, title, *, r2):
     figure = card_figure(3.8, 3.8)
     set_margins(figure, left=0.6, right=0.15, top=0.35, bottom=0.5)
     ax = figure.subplots()
-    predictions, targets = predictions.flatten().tolist(), targets.flatten().tolist()
+    predictions, targets = np.asarray(predictions).flatten().tolist(), np.asarray(targets).flatten().tolist()
     ax.scatter(targets, predictions, s=6, alpha=0.6, linewidths=0)
     low, high = min(targets + predictions), max(targets + predictions)
     ax.plot([low, high], [low, high], "k--", linewidth=1, label="perfect prediction")
@@ -92,7 +93,7 @@ TILE_PX, LABEL_PT = 88, 7.5  # a top-losses tile's width on the picture, its lab
 
 
 def top_losses_figure(images, labels, title):
-    """Images (C,H,W tensors, each shown with its own contrast) tiled in one grid, each under its label (wrapped at
+    """Images (C,H,W arrays, each shown with its own contrast) tiled in one grid, each under its label (wrapped at
     " / " when it is wider than its tile). One picture in one Axes: a grid of Axes costs several times as much to lay
     out and draw. Four columns of TILE_PX fit TensorBoard's image card."""
     columns = math.ceil(math.sqrt(len(images)))
@@ -106,10 +107,10 @@ def top_losses_figure(images, labels, title):
     pad_y = math.ceil((lines * LABEL_PT * 1.25 * CARD_DPI / 72 + 4) / scale)  # room above each tile for its label
     mosaic = np.ones((rows * (height + pad_y), columns * (width + pad_x), 3))
     for i, image in enumerate(images):
-        image = image.detach().float().cpu()
-        image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)  # any normalisation shows
+        image = np.asarray(image, dtype=np.float64)
+        image = (image - image.min()) / max(image.max() - image.min(), 1e-12)  # any normalisation shows
         top, left = (i // columns) * (height + pad_y) + pad_y, (i % columns) * (width + pad_x)
-        mosaic[top:top + height, left:left + width] = image.expand(3, -1, -1).permute(1, 2, 0).numpy()
+        mosaic[top:top + height, left:left + width] = np.broadcast_to(image, (3, height, width)).transpose(1, 2, 0)
     figure = card_figure(mosaic.shape[1] * scale / CARD_DPI + 0.1, mosaic.shape[0] * scale / CARD_DPI + 0.4)
     set_margins(figure, left=0.05, right=0.05, top=0.35, bottom=0.05)
     ax = figure.subplots()

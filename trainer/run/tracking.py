@@ -5,7 +5,7 @@ from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
-from trainer.drawing import encode_png, pixels
+from trainer.drawing import painter, picture
 from trainer.run.hparams import hparams_summaries
 
 
@@ -16,26 +16,49 @@ class Tracker:
     def __init__(self, run_dir, purge_step=None, enabled=True):
         self.run_dir = Path(run_dir)
         self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step) if enabled else None
+        self.painting = []  # the pictures sent to the painter, in order: (tag, draw, kwargs, step, save_as)
 
     def scalars(self, values, step):
         for name, value in values.items():
             if self.writer is not None:
                 self.writer.add_scalar(name, value, step)
 
-    def figure(self, tag, figure, step, save_as=None):
-        """A matplotlib Figure as an image under `tag`; `save_as`: also a PNG of that name in the run dir. Drawn
-        and encoded once for both: the file and TensorBoard's image are the same PNG bytes."""
+    def picture(self, tag, draw, kwargs, step, save_as=None):
+        """The figure `draw(**kwargs)` makes (a function of trainer/run/figures.py, plain data as arguments) as an image
+        under `tag`; `save_as`: also a PNG of that name in the run dir. Drawn by the painter process
+        (trainer/drawing.py) while the run goes on, or here when there is none; `finish_pictures` writes them."""
         if self.writer is None:
             return
+        found = painter()
+        if found is not None:
+            try:
+                found.submit(draw, kwargs)
+                self.painting.append((tag, draw, kwargs, step, save_as))
+                return
+            except OSError:  # the painter is gone: draw here
+                pass
+        self._write(tag, picture(draw, kwargs), step, save_as)
+
+    def finish_pictures(self):
+        """Wait for the pictures the painter draws and write them (drawing here any it can no longer draw)."""
+        found = painter()
+        for tag, draw, kwargs, step, save_as in self.painting:
+            try:
+                drawn = found.receive() if found is not None else picture(draw, kwargs)
+            except (EOFError, OSError):
+                found, drawn = None, picture(draw, kwargs)
+            self._write(tag, drawn, step, save_as)
+        self.painting = []
+
+    def _write(self, tag, drawn, step, save_as):
+        """The file and TensorBoard's image are the same PNG bytes, drawn and encoded once."""
         from tensorboard.compat.proto.summary_pb2 import Summary
 
-        image = pixels(figure)
-        data = encode_png(image)
+        data, (height, width, channels) = drawn
         if save_as is not None:
             (self.run_dir / save_as).write_bytes(data)
-        height, width, channels = image.shape
-        picture = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=data)
-        self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
+        image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=data)
+        self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def hparams(self, values, metric_tags, swept=frozenset()):
         """Record the run's hyperparameters for the HParams tab, next to the scalars logged under `metric_tags` (in
@@ -49,4 +72,5 @@ class Tracker:
 
     def close(self):
         if self.writer is not None:
+            self.finish_pictures()
             self.writer.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from trainer.data import epoch_batches, worker_failures_explained
+from trainer.drawing import start_painter
 from trainer.logs import log
 from trainer.metrics import (ACC, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCH, EPOCH_S, EPOCHS, GRAD_NORM_MAX,
                              GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, PER_CLASS_ACC, R2, RMSE, SAMPLES_PER_S,
@@ -51,6 +52,8 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     """Train (or resume from ckpt_path) in `place` (trainer.run.rundir.place), validate every epoch, keep last.pt and
     best.pt, stop early if trainer.early_stopping says so, test best.pt; returns the final metrics."""
     clock = RunClock()
+    if distributed.is_main():  # it imports matplotlib while this process imports and prepares the rest
+        start_painter()
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
     if resume is not None:
         cfg = with_values(cfg, resume["legacy"])  # keys its losslab did not have: the values it was trained with
@@ -75,17 +78,23 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
         with worker_failures_explained(), StopOnSignal() as stop:
             fit(parts, progress, out=out, stop=stop)
             test = test_best(parts, progress, out=out)
+        with clock.phase(PICTURES):
+            out.tracker.finish_pictures()
     finally:
         out.tracker.close()
     metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - clock.began,
                             chosen_lr=chosen_lr)
     if distributed.is_main():  # under torchrun only rank 0 writes
-        rundir.write_json(metrics, place.run_dir / "metrics.json")
-        best = monitor_for(parts.cfg.data)
-        log.info(f"test {result_line(test)}  (best val {best.metric} {progress.best_value:.4f} at epoch "
-                 f"{progress.best_epoch})  -> {place.run_dir}")
-        log.info(clock.line())
+        report(metrics, test, monitor_for(parts.cfg.data), progress, run_dir=place.run_dir, clock=clock)
     return metrics
+
+
+def report(metrics, test, best, progress, *, run_dir, clock):
+    """metrics.json, the test line and where the time went."""
+    rundir.write_json(metrics, run_dir / "metrics.json")
+    log.info(f"test {result_line(test)}  (best val {best.metric} {progress.best_value:.4f} at epoch "
+             f"{progress.best_epoch})  -> {run_dir}")
+    log.info(clock.line())
 
 
 def fit(parts, progress, *, out, stop):
@@ -194,18 +203,21 @@ def test_best(parts, progress, *, out):
 
 def draw_test(parts, test, *, out, step):
     """The test split's pictures: the confusion matrix, the reliability diagram (also reliability.png) and the top
-    losses (top_losses.csv, and top_losses.png for images)."""
-    from trainer.run.figures import confusion_figure, predictions_figure, reliability_figure  # matplotlib: only now
+    losses (top_losses.csv, and top_losses.png for images), sent to the painter as soon as their data are known."""
+    from trainer.run.figures import confusion_figure, predictions_figure, reliability_figure
 
     if "confusion" not in test:  # regression: predictions against targets instead
         predictions = parts.objective.predict(test["logits"].float())
-        out.tracker.figure("predictions/test", predictions_figure(predictions, test["labels"], "test split",
-                                                                  r2=test[R2]), step, save_as="predictions.png")
+        out.tracker.picture("predictions/test", predictions_figure, {
+            "predictions": predictions.numpy(), "targets": test["labels"].numpy(), "title": "test split",
+            "r2": test[R2]}, step, save_as="predictions.png")
         top_losses.record(parts, test, tracker=out.tracker, step=step)
         return
-    out.tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split"), step)
-    out.tracker.figure("reliability/test", reliability_figure(test["calibration"], "test split", ece=test[ECE]),
-                       step, save_as="reliability.png")
+    out.tracker.picture("confusion/test", confusion_figure, {"confusion": test["confusion"].numpy(),
+                                                             "title": "test split"}, step)
+    out.tracker.picture("reliability/test", reliability_figure, {"calibration": test["calibration"],
+                                                                 "title": "test split", "ece": test[ECE]},
+                        step, save_as="reliability.png")
     top_losses.record(parts, test, tracker=out.tracker, step=step)
 
 
