@@ -2,7 +2,7 @@
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -38,6 +38,7 @@ class Outputs:
     run_dir: Path
     tracker: Tracker
     clock: RunClock
+    saver: checkpoint.Saver = field(default_factory=checkpoint.Saver)
 
     @property
     def last(self):
@@ -82,6 +83,7 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
             out.tracker.finish_pictures()
     finally:
         out.tracker.close()
+        out.saver.finish()
     metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - clock.began,
                             chosen_lr=chosen_lr)
     if distributed.is_main():  # under torchrun only rank 0 writes
@@ -108,6 +110,7 @@ def fit(parts, progress, *, out, stop):
         try:
             fit_epoch(parts, progress, epoch, out=out, stop=stop)
         except NonFinite as bad:
+            out.saver.wait()
             kept = f"{out.last} keeps epoch {progress.epoch}" if out.last.exists() else "no checkpoint was written"
             raise Diverged(bad, epoch=epoch, steps=len(parts.loaders.train), lr=current_lr(parts.optimizer),
                            kept=kept) from None
@@ -115,6 +118,7 @@ def fit(parts, progress, *, out, stop):
         if distributed.is_main():
             log.info(epoch_line(progress.history[-1], epochs, left_s=speed.left_s(epochs - epoch)))
         if stop.requested():
+            out.saver.wait()
             raise Interrupted(stop.signum, out.last)
 
 
@@ -143,8 +147,8 @@ def fit_epoch(parts, progress, epoch, *, out, stop):
         progress.best_value, progress.best_epoch = row[best.tag], epoch
     progress.epoch, progress.step, progress.partial, progress.global_step = epoch, 0, None, global_step
     progress.history = [*progress.history, {"epoch": epoch, **row}]
-    with out.clock.phase(CHECKPOINTS):
-        checkpoint.save_run(parts, progress, out.last, *([out.best] if improved else []))
+    with out.clock.phase(CHECKPOINTS):  # written while the next epoch trains
+        checkpoint.save_run(parts, progress, out.last, *([out.best] if improved else []), saver=out.saver)
 
 
 def epoch_line(row, epochs, *, left_s):
@@ -173,9 +177,10 @@ def train_epoch(parts, progress, epoch, *, out, stop):
         on_log=lambda at, values: out.tracker.scalars(values, at), stop=stop, clip=parts.cfg.trainer.gradient_clip_val)
     if step < steps:  # a signal arrived mid-epoch: save where we are and stop
         progress.step, progress.global_step, progress.partial = step, steps_before + step, metrics.state_dict()
-        if weights_are_finite(parts.model):
-            with out.clock.phase(CHECKPOINTS):
-                checkpoint.save_run(parts, progress, out.last)
+        with out.clock.phase(CHECKPOINTS):
+            if weights_are_finite(parts.model):
+                checkpoint.save_run(parts, progress, out.last, saver=out.saver)
+            out.saver.wait()
         raise Interrupted(stop.signum, out.last)
     # every rank trained as many samples in the same time
     samples = (metrics.count - seen) * distributed.world_size()
@@ -187,6 +192,8 @@ def train_epoch(parts, progress, epoch, *, out, stop):
 def test_best(parts, progress, *, out):
     """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters, at the run's
     last global step."""
+    with out.clock.phase(CHECKPOINTS):
+        out.saver.wait()
     distributed.wait_for_main()  # rank 0 wrote best.pt
     with out.clock.phase(TESTING):
         parts.model.load_state_dict(checkpoint.load(out.best)["model"])
