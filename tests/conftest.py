@@ -27,6 +27,14 @@ TINY = ["data=synthetic", "data.source.num_samples=200", "data.channels=1", "dat
         "data.num_classes=4", "model=mlp", "trainer.progress=false", "trainer.device=cpu"]
 
 
+def learned(history):
+    """A run's per-epoch history without its timing (perf/...: seconds and samples per second), which no two runs
+    share: what a resumed or repeated run must reproduce bit for bit."""
+    from trainer.metrics import PERF
+
+    return [{key: value for key, value in row.items() if key not in PERF} for row in history]
+
+
 def compose_config(overrides=()):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))

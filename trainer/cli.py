@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from trainer.config import as_typed, config_dir, misspelt_override, override_key, validate
 from trainer.errors import Exit, UserError
 from trainer.logs import RunLog, log
-from trainer.metrics import ACC, TEST, recorded_monitor, result_key
+from trainer.metrics import ACC, STOPPED_EPOCH, TEST, recorded_monitor, result_key
 from trainer.run import rundir
 from trainer.run.interrupt import Interrupted, Stop, StopAtOnce
 from trainer.sweep import resume as resume_sweep
@@ -63,7 +63,8 @@ def run(cfg):
             error = rundir.as_system_error(error, place.run_dir)  # a full disk: one sentence naming the file
             records.close(error)
             return report(error, cfg, overrides, in_sweep=in_sweep)
-    records.close()
+    # a run early stopping ended is done, and says when it stopped
+    records.close(details={key: metrics[key] for key in (STOPPED_EPOCH,) if key in (metrics or {})})
     # what a sweeper (e.g. Optuna) optimises: the run's best validation value
     return metrics.get(recorded_monitor(metrics).best_key, metrics.get(result_key(TEST, ACC)))
 
@@ -128,7 +129,7 @@ class Records:
         self.log = RunLog(self.place.run_dir / "train.log").start()
         self.log.note(command)
 
-    def close(self, error=None):
+    def close(self, error=None, details=None):
         if not (self.place.ours and self.writes):
             return
         if self.log is not None:
@@ -139,7 +140,7 @@ class Records:
         if refused and rundir.discard_records(self.place.run_dir, remove_folder=self.made_here):
             return
         try:
-            rundir.write_status(self.place.run_dir, time.perf_counter() - self.started, error)
+            rundir.write_status(self.place.run_dir, time.perf_counter() - self.started, error, details=details)
         except UserError:
             pass  # the disk is full: the run's own error says so already
 

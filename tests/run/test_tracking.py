@@ -1,44 +1,103 @@
-"""What a run records in TensorBoard: hyperparameters, the test split's images, and one events file per run."""
+"""What a run records in TensorBoard, read back with TensorBoard's own loaders: the hyperparameters and the columns
+the HParams tab builds from a folder of a sweep and a regression run, one x axis (the global step) for every chart,
+the step loss of short epochs, one tag for the learning rate, the test split's images, and one events file per run."""
 import io
 import json
 
 import pytest
 from matplotlib.image import imread
+from tensorboard import context
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.hparams import api_pb2, backend_context
 
-from tests.conftest import TINY, compose_config, run
-from trainer.run.tracking import run_hparams
+from tests.conftest import TINY, run, run_cli
 
-
-def test_run_hparams_names_group_options_usual_knobs_and_overridden_keys():
-    cfg = compose_config([*TINY, "trainer.epochs=1", "optimizer.lr=0.01", "model.hidden=[8,8]"])
-    values = run_hparams(cfg, {"loss": "ce", "model": "mlp", "hydra/launcher": "basic"},
-                         ["optimizer.lr=0.01", "model.hidden=[8,8]", "loss=ce", "trainer.progress=false"])
-    assert values == {"loss": "ce", "model": "mlp", "optimizer.lr": 0.01, "data.batch_size": 64,
-                      "trainer.epochs": 1, "seed": 0, "model.hidden": "[8, 8]", "trainer.progress": "False"}
+DIABETES = ["data=diabetes", "model=mlp", "loss=mse", "trainer.progress=false", "trainer.device=cpu"]
 
 
-def test_a_run_logs_hparams_and_the_test_images_and_writes_per_class_accuracy(tmp_path):
+def events(run_dir):
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def hparams_tab(logdir):
+    """The experiment TensorBoard's HParams tab shows for `logdir`: its hyperparameter and metric columns, in the
+    order the tab lists them (as `tensorboard --logdir` serves it)."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    tab = backend_context.Context(base_plugin.TBContext(logdir=str(logdir), multiplexer=multiplexer,
+                                                        data_provider=provider))
+    request = context.RequestContext()
+    return tab.experiment_from_metadata(request, "", include_metrics=True,
+                                        hparams_run_to_tag_to_content=tab.hparams_metadata(request, ""),
+                                        data_provider_hparams=tab.hparams_from_data_provider(request, "", None))
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory):
+    """A sweep over loss and seed and a regression run of diabetes (9 batches an epoch) in one folder."""
+    root = tmp_path_factory.mktemp("outputs")
+    result = run_cli(root, "-m", *TINY, "loss=ce,nll", "seed=0,1", "trainer.epochs=1",
+                     f"hydra.sweep.dir={root / 'sweep'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run([*DIABETES, "trainer.epochs=5"], root / "regression")
+    return root
+
+
+def test_every_swept_key_is_an_hparams_column_listed_first_with_its_type(mixed_folder):
+    experiment = hparams_tab(mixed_folder / "sweep")
+    infos = {info.name: info for info in experiment.hparam_infos}
+    assert [info.name for info in experiment.hparam_infos][:2] == ["loss", "seed"]  # differing first: ticked
+    assert infos["loss"].differs and infos["seed"].differs and not infos["model"].differs
+    assert api_pb2.DataType.Name(infos["seed"].type) == "DATA_TYPE_STRING"  # shown as 0 and 1, not 0.0000
+    assert api_pb2.DataType.Name(infos["optimizer.lr"].type) == "DATA_TYPE_FLOAT64"
+    assert "experiment" not in infos and "hparams_search" not in infos  # groups no run uses
+    metrics = [info.name.tag for info in experiment.metric_infos]
+    assert metrics[0] == "best/val_acc" and "loss/test" not in metrics[:5]  # ranked by, ticked and coloured by
+
+
+def test_a_regression_runs_metrics_are_columns_in_a_folder_with_classification_runs(mixed_folder):
+    metrics = {info.name.tag for info in hparams_tab(mixed_folder).metric_infos}
+    assert {"best/val_acc", "acc/test", "best/val_rmse", "rmse/test", "mae/test", "r2/test"} <= metrics
+    assert events(mixed_folder / "regression").Scalars("rmse/test")[0].value == pytest.approx(
+        json.loads((mixed_folder / "regression" / "metrics.json").read_text())["test/rmse"])
+
+
+def test_every_chart_is_against_the_global_step_and_short_epochs_log_their_step_loss(mixed_folder):
+    scalars = events(mixed_folder / "regression")
+    steps = lambda name: [event.step for event in scalars.Scalars(name)]
+    assert steps("loss/train_step") == steps("grad_norm/train_step") == [20, 40]  # 9 steps an epoch, counted over the run
+    assert steps("loss/train") == steps("loss/val") == steps("perf/samples_per_s") == [9, 18, 27, 36, 45]
+    assert [event.value for event in scalars.Scalars("epoch")] == [1, 2, 3, 4, 5]
+    assert steps("loss/test") == steps("best/val_rmse") == [45]
+    assert [event.step for event in scalars.Images("predictions/test")] == [45]
+
+
+def test_the_learning_rate_has_one_tag(tmp_path):
+    metrics = run([*TINY, "trainer.epochs=1", "optimizer.lr=auto", "lr_find.steps=10"], tmp_path)
+    tags = events(tmp_path).Tags()["scalars"]
+    assert "lr" in tags and "optimizer/lr" not in tags
+    assert events(tmp_path).Scalars("lr")[0].value == pytest.approx(metrics["optimizer/lr"])
+
+
+def test_a_run_logs_the_test_images_once_as_its_pngs_and_writes_per_class_accuracy(tmp_path):
     metrics = run([*TINY, "trainer.epochs=3"], tmp_path)
     per_class = metrics["test/per_class_acc"]
     assert len(per_class) == 4 and sum(per_class) / 4 > 0.5  # chance is 0.25
     assert json.loads((tmp_path / "metrics.json").read_text())["test/per_class_acc"] == per_class
     assert metrics["wall_time_s"] > 0
-    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
-    events.Reload()
-    assert sorted(events.Tags()["images"]) == ["confusion/test", "reliability/test", "top_losses/test"]
-    # the PNG in the run dir is the same picture as TensorBoard's
-    [reliability] = events.Images("reliability/test")
-    png = imread(tmp_path / "reliability.png")
-    assert png.shape[:2] == (reliability.height, reliability.width)
-    assert (imread(io.BytesIO(reliability.encoded_image_string))[..., :3] == png[..., :3]).all()
+    logged = events(tmp_path)
+    assert sorted(logged.Tags()["images"]) == ["confusion/test", "reliability/test", "top_losses/test"]
+    for name, png in (("reliability/test", "reliability.png"), ("top_losses/test", "top_losses.png")):
+        [image] = logged.Images(name)
+        assert image.encoded_image_string == (tmp_path / png).read_bytes()  # one PNG, drawn and encoded once
+        assert image.width <= 420  # TensorBoard's card (about 330 px) shows it at 0.8 of its size or more
+        assert imread(io.BytesIO(image.encoded_image_string)).shape[:2] == (image.height, image.width)
     assert {"acc/test", "loss/test", "nll/test", "brier/test", "ece/test", "best/val_acc"} <= set(
-        events.Tags()["scalars"])
-    content = events.PluginTagToContent("hparams")
-    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    assert start.session_start_info.hparams["optimizer.lr"].number_value == pytest.approx(0.001)
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert [m.name.tag for m in experiment.metric_infos] == ["loss/test", "acc/test", "nll/test", "brier/test",
-                                                             "ece/test", "best/val_acc"]
+        logged.Tags()["scalars"])
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["checkpoints"]  # no extra TensorBoard sub-run

@@ -34,11 +34,15 @@ def test_the_default_run_learns_digits_and_writes_every_output(tmp_path):
     assert stored["best/val_acc"] == max(row["acc/val"] for row in stored["history"])
     assert stored["train/loss"] == stored["history"][-1]["loss/train"]
     assert set(stored["history"][0]) == {"epoch", "loss/train", "acc/train", "loss/val", "acc/val", "nll/val",
-                                         "brier/val", "ece/val", "lr", "grad_norm/train_mean", "grad_norm/train_max"}
+                                         "brier/val", "ece/val", "lr", "grad_norm/train_mean", "grad_norm/train_max",
+                                         "perf/samples_per_s", "perf/epoch_s"}
+    # 1257 training images a pass; an epoch's seconds hold its training steps and its validation
+    assert all(0 < 1257 / row["perf/samples_per_s"] < row["perf/epoch_s"] for row in stored["history"])
     assert stored["train/grad_norm_max"] == max(row["grad_norm/train_max"] for row in stored["history"]) > 0
     assert {"loss/train", "loss/val", "acc/train", "acc/val", "nll/val", "brier/val", "ece/val", "lr",
             "grad_norm/train_mean", "grad_norm/train_max", "loss/train_step", "grad_norm/train_step", "loss/test",
-            "acc/test", "nll/test", "brier/test", "ece/test", "best/val_acc"} <= scalar_tags(tmp_path)
+            "acc/test", "nll/test", "brier/test", "ece/test", "best/val_acc", "perf/samples_per_s", "perf/epoch_s",
+            "epoch"} <= scalar_tags(tmp_path)
     assert {"reliability.png", "top_losses.png", "top_losses.csv"} <= {p.name for p in tmp_path.iterdir()}
 
 

@@ -64,6 +64,12 @@ def test_a_done_job_given_more_epochs_resumes_and_a_job_never_started_is_new(cfg
     assert plan(cfg, tmp_path, "loss=nll", 1, ["loss=nll"]).action == "new"
 
 
+def test_a_job_early_stopping_ended_is_done_and_kept(cfg, tmp_path):
+    folder = job_folder(tmp_path, "loss=ce", 0, ["loss=ce"], status="done", epochs=2)
+    (folder / "metrics.json").write_text(json.dumps({"epochs": 2, "stopped_epoch": 1}))  # trainer.epochs=2 planned
+    assert plan(cfg, tmp_path, "loss=ce", 0, ["loss=ce"]).action == "keep"
+
+
 def test_a_job_renamed_by_a_resumable_override_is_found_by_its_number(cfg, tmp_path):
     folder = job_folder(tmp_path, "loss=ce,trainer.epochs=1", 0, ["loss=ce", "trainer.epochs=1"], status="done",
                         epochs=1)

@@ -85,7 +85,7 @@ def test_summary_ranks_jobs_by_best_val_acc_then_jobs_without_one_in_launch_orde
     assert table[0][2:] == ["done", "0.9000", "2", "0.8800", "0.5000", "0.4000", "–", "2", "2", "2.5"]
     assert table[3][2] == "failed: the training loss became nan in epoch 1: lower optimizer.lr"  # first line only
     assert table[2][2] == "unfinished" and table[2][3:] == ["–"] * 9
-    assert "4 jobs: 2 done, 1 failed, 1 unfinished" in text
+    assert "4 jobs: 2 done, 1 failed, 1 unfinished" in text and "Wall time 6.5 s in all (3 jobs)." in text
     assert "Same in every job: `trainer.epochs=2`" in text
     assert (loss_sweep / "summary.md").read_text() == text
 
@@ -101,6 +101,14 @@ def test_the_new_metrics_are_columns_and_the_lr_column_appears_when_a_job_chose_
     rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert float(rows[0][CHOSEN_LR]) == 0.00316 and float(rows[0][MAX_GRAD_NORM]) == 12.5
     assert rows[1][result_key(TEST, NLL)] == ""
+
+
+def test_a_job_early_stopping_ended_says_at_which_epoch(tmp_path):
+    make_job(tmp_path, 0, ["loss=ce"], best_val=0.9, test_acc=0.9, stopped_epoch=7)
+    make_job(tmp_path, 1, ["loss=mse"], best_val=0.8, test_acc=0.8, stopped_epoch=None)  # trained every epoch
+    text, _ = summarize(tmp_path)
+    assert [dict(zip(header(text), row))["stopped early at"] for row in table_rows(text)] == ["7", "–"]
+    assert [row["stopped_epoch"] for row in csv.DictReader((tmp_path / "summary.csv").open())] == ["7", ""]
 
 
 def test_epochs_to_target_is_the_first_epoch_reaching_the_fraction_of_the_sweeps_best_val_acc(tmp_path):

@@ -27,6 +27,17 @@ def check_lr_range(settings: DictConfig) -> None:
                         f"lr_find.min_lr={settings.min_lr}, e.g. lr_find.max_lr=10")
 
 
+def _check_early_stopping(settings):
+    patience, min_delta = settings.get("patience"), settings.get("min_delta", 0.0)
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+        raise UserError(f"trainer.early_stopping.patience={patience} is invalid: stop after a whole number of epochs "
+                        "without improvement, at least 1 (e.g. trainer.early_stopping.patience=3), or null to train "
+                        "every epoch")
+    if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < float("inf"):
+        raise UserError(f"trainer.early_stopping.min_delta={min_delta} is invalid: use a number >= 0, the improvement "
+                        "that counts in the metric's own units (e.g. 0.001)")
+
+
 def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] = ()) -> None:
     """Raise a UserError naming the key and the fix for values that would otherwise fail deep inside torch, and for
     keys the command line adds that losslab does not read."""

@@ -124,6 +124,10 @@ VALUES: dict[str, dict[str, Rule | tuple[Rule, ...]]] = {
         "channels_last": switch(),
         "compile": switch(),
     },
+    "trainer.early_stopping": {
+        "patience": whole("the epochs without an improvement before the run stops", 3, low=1, also=(None,)),
+        "min_delta": Rule("the improvement that counts, in the metric's own units", 0.001, low=0),
+    },
     "lr_find": {
         "min_lr": Rule("the range test's first rate", 1e-7, **POSITIVE),
         "max_lr": Rule("the range test's last rate", 10, **POSITIVE),

@@ -5,14 +5,15 @@ Only the names are re-exported here, so `import trainer.metrics` never loads tor
 imported from their modules (`from trainer.metrics.running import RunningMetrics`).
 """
 from trainer.metrics.names import (ACC, BEST, BEST_EPOCH, BRIER, CALIBRATION, CHOSEN_LR, CLASSIFICATION, ECE,
-                                   ECE_BINS, EPOCHS, GRAD_NORM, GRAD_NORM_MAX, GRAD_NORM_MEAN, GRAD_NORM_STEP,
-                                   HISTORY, LOSS, LR, MAE, MAX_GRAD_NORM, MONITORABLE, MONITORS, NLL, PASS_METRICS,
-                                   PER_CLASS_ACC, R2, REGRESSION, RMSE, TEST, TRAIN, TRAIN_STEP_LOSS, VAL, WALL_TIME,
-                                   Monitor, monitor_for, pass_results, pass_tags, recorded_monitor, result_key,
-                                   result_line, tag)
+                                   ECE_BINS, EPOCH, EPOCHS, EPOCH_S, GRAD_NORM, GRAD_NORM_MAX, GRAD_NORM_MEAN,
+                                   GRAD_NORM_STEP, HISTORY, LOSS, LR, MAE, MAX_GRAD_NORM, MONITORABLE, MONITORS, NLL,
+                                   PASS_METRICS, PERF, PER_CLASS_ACC, R2, REGRESSION, RMSE, SAMPLES_PER_S,
+                                   STOPPED_EPOCH, TEST, TRAIN, TRAIN_STEP_LOSS, VAL, WALL_TIME, Monitor, monitor_for,
+                                   pass_results, pass_tags, recorded_monitor, result_key, result_line, tag)
 
 __all__ = ["ACC", "BEST", "BEST_EPOCH", "BRIER", "CALIBRATION", "CHOSEN_LR", "CLASSIFICATION", "ECE", "ECE_BINS",
-           "EPOCHS", "GRAD_NORM", "GRAD_NORM_MAX", "GRAD_NORM_MEAN", "GRAD_NORM_STEP", "HISTORY", "LOSS", "LR",
-           "MAE", "MAX_GRAD_NORM", "MONITORABLE", "MONITORS", "NLL", "PASS_METRICS", "PER_CLASS_ACC", "R2",
-           "REGRESSION", "RMSE", "TEST", "TRAIN", "TRAIN_STEP_LOSS", "VAL", "WALL_TIME", "Monitor", "monitor_for",
-           "pass_results", "pass_tags", "recorded_monitor", "result_key", "result_line", "tag"]
+           "EPOCH", "EPOCHS", "EPOCH_S", "GRAD_NORM", "GRAD_NORM_MAX", "GRAD_NORM_MEAN", "GRAD_NORM_STEP", "HISTORY",
+           "LOSS", "LR", "MAE", "MAX_GRAD_NORM", "MONITORABLE", "MONITORS", "NLL", "PASS_METRICS", "PERF",
+           "PER_CLASS_ACC", "R2", "REGRESSION", "RMSE", "SAMPLES_PER_S", "STOPPED_EPOCH", "TEST", "TRAIN",
+           "TRAIN_STEP_LOSS", "VAL", "WALL_TIME", "Monitor", "monitor_for", "pass_results", "pass_tags",
+           "recorded_monitor", "result_key", "result_line", "tag"]

@@ -10,8 +10,13 @@ from dataclasses import dataclass
 # what a pass measures, and the splits it measures them on
 LOSS, ACC = "loss", "acc"
 TRAIN, VAL, TEST = "train", "val", "test"
-LR = "lr"  # the learning rate an epoch started with
+LR = "lr"  # the learning rate an epoch started with (the one TensorBoard tag of the rate)
 TRAIN_STEP_LOSS = "loss/train_step"  # the batch loss every trainer.log_every_n_steps steps
+EPOCH = "epoch"  # TensorBoard: the epoch a global step ends (every chart's x axis is the global step)
+# How fast an epoch went: training samples per second (the training steps alone), and the epoch's seconds from its
+# first step to its checkpoint (training, validation, checkpoint); TensorBoard and history, per epoch
+SAMPLES_PER_S, EPOCH_S = "perf/samples_per_s", "perf/epoch_s"
+PERF = (SAMPLES_PER_S, EPOCH_S)
 
 
 def tag(metric: str, split: str) -> str:
@@ -24,8 +29,9 @@ def result_key(split: str, metric: str) -> str:
     return f"{split}/{metric}"
 
 
-# metrics.json keys besides result_key(...)
-EPOCHS, WALL_TIME, HISTORY = "epochs", "wall_time_s", "history"
+# metrics.json keys besides result_key(...); STOPPED_EPOCH (with trainer.early_stopping.patience set): the epoch early
+# stopping ended the run at, null when it trained every epoch (also in status.json)
+EPOCHS, WALL_TIME, HISTORY, STOPPED_EPOCH = "epochs", "wall_time_s", "history", "stopped_epoch"
 PER_CLASS_ACC = result_key(TEST, "per_class_acc")
 
 # Metrics that compare across losses, from the predicted class probabilities: the mean negative log-probability of
@@ -80,10 +86,11 @@ class Monitor:
     def best_key(self) -> str:
         return f"best/{self.split}_{self.metric}"  # "best/val_acc" in metrics.json and TensorBoard
 
-    def improved(self, value: float, best: float | None) -> bool:
+    def improved(self, value: float, best: float | None, min_delta: float = 0.0) -> bool:
+        """Whether `value` beats `best` by more than `min_delta` (in the metric's units); anything beats None."""
         if best is None:
             return True
-        return value > best if self.higher_is_better else value < best
+        return value > best + min_delta if self.higher_is_better else value < best - min_delta
 
 
 BEST = Monitor()

@@ -6,10 +6,12 @@ loading can never run code: `model`, `optimizer`, `scheduler`, `scaler` state di
 stands), `rng` (every generator's state), `config` (the resolved config, as values), `classes`, `versions` and
 `format`.
 """
+import io
 import os
 import platform
 import random
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -66,13 +68,60 @@ def save(state, *paths):
     Raises:
         UserError: the system refused the write (a full disk, `ulimit -f`, a read-only folder), naming the file.
     """
+    write(serialised(state), *paths)
+
+
+def serialised(state) -> bytes:
+    """The bytes torch.save writes for `state`: the state as it is now, whatever training does to it next."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+class Saver:
+    """Writes a run's checkpoints while training goes on: the state is serialised at once, the file written, synced to
+    the disk and renamed into place by a thread (the disk's wait is most of what a small model's checkpoint costs).
+    One checkpoint is in flight at a time; `wait` before reading one, or before the run ends or stops."""
+
+    def __init__(self) -> None:
+        self.thread, self.error = None, None
+
+    def save(self, state, *paths) -> None:
+        data = serialised(state)
+        self.wait()
+        self.thread = threading.Thread(target=self._write, args=(data, paths), name="checkpoint")
+        self.thread.start()
+
+    def _write(self, data, paths):
+        try:
+            write(data, *paths)
+        except BaseException as error:  # raised where the run waits for it
+            self.error = error
+
+    def finish(self) -> None:
+        """Until the checkpoint in flight is on disk, whatever stopped the run (which is the error to report)."""
+        if self.thread is not None:
+            self.thread.join()
+
+    def wait(self) -> None:
+        """Until the checkpoint in flight is on disk; its error, if writing it failed."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
+def write(data: bytes, *paths) -> None:
+    """`data` into every path atomically (a temporary file, fsync, rename); further paths are hard links."""
     paths = [Path(p) for p in paths]
     tmps = [path.with_name(path.name + ".tmp") for path in paths]
     try:
         for path in paths:
             make_folder(path.parent, key="hydra.run.dir")
         with open(tmps[0], "wb") as f:
-            torch.save(state, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         for tmp in tmps[1:]:
@@ -160,9 +209,10 @@ def run_state(parts, progress):
             "versions": versions()}
 
 
-def save_run(parts, progress, *paths):
-    if distributed.is_main():  # under torchrun only rank 0 writes
-        save(run_state(parts, progress), *paths)
+def save_run(parts, progress, *paths, saver):
+    """The run's checkpoint at `progress`, into `paths`, written by `saver` (under torchrun by rank 0 only)."""
+    if distributed.is_main():
+        saver.save(run_state(parts, progress), *paths)
 
 
 def restore(state, parts, ckpt_path):

@@ -28,14 +28,15 @@ def evaluate_checkpoint(cfg, place, *, overrides=()):
     check_classes(state.get("classes"), parts.classes, cfg)
     parts.model.load_state_dict(state["model"])
     test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test")
-    epoch = Progress.from_state(state).epoch
+    progress = Progress.from_state(state)
+    epoch = progress.epoch
     classes = {CALIBRATION: test["calibration"], PER_CLASS_ACC: per_class_accuracy(test["confusion"])} if (
         "confusion" in test) else {}  # a regression has neither
     metrics = {**pass_results(TEST, test), **classes, "ckpt_path": str(cfg.ckpt_path), "epoch": epoch}
     if not distributed.is_main():  # under torchrun each rank tests its shard, the sums are shared; rank 0 writes
         return metrics
     tracker = Tracker(place.run_dir)
-    tracker.scalars(pass_tags(TEST, test), epoch)
+    tracker.scalars(pass_tags(TEST, test), progress.global_step)  # where the run's own test values are
     tracker.close()
     rundir.write_json(metrics, place.run_dir / "metrics.json")
     log.info(f"test {result_line(test)}  ({cfg.ckpt_path}) -> {place.run_dir}")

@@ -312,11 +312,12 @@ DONE, FAILED, DIVERGED, STOPPED, UNFINISHED, NOT_STARTED = (
 STATUSES = (DONE, FAILED, DIVERGED, STOPPED, UNFINISHED, NOT_STARTED)
 
 
-def write_status(run_dir, wall_time_s, error=None):
-    """status.json: DONE, or the error's `status` (FAILED unless it says otherwise) with its first line and its
-    `details` (a divergence's epoch and learning rate); the sweep summary reads it for every job."""
+def write_status(run_dir, wall_time_s, error=None, *, details=None):
+    """status.json: DONE (with `details`: the epoch early stopping ended the run at), or the error's `status`
+    (FAILED unless it says otherwise) with its first line and its `details` (a divergence's epoch and learning rate);
+    the sweep summary reads it for every job."""
     write_json({"status": DONE if error is None else getattr(error, "status", FAILED),
                 "wall_time_s": round(wall_time_s, 3),
                 "error": None if error is None else first_line(error),
                 "error_type": None if error is None else type(error).__name__,
-                **getattr(error, "details", {})}, Path(run_dir) / "status.json")
+                **(details or {}), **getattr(error, "details", {})}, Path(run_dir) / "status.json")

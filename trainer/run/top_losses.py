@@ -86,8 +86,9 @@ def record(parts, test, *, tracker, step):
     if len(parts.cfg.data.shape) == 3 and not regression:  # images: C, H, W
         from trainer.run.figures import top_losses_figure
 
-        images = [parts.splits.test[row.index][0] for row in rows]
+        images = [parts.splits.test[row.index][0].detach().float().cpu().numpy() for row in rows]
         labels = [f"{row.true_name or row.true} / {row.predicted_name or row.predicted} / {row.probability:.2f}"
                   for row in rows]
-        figure = top_losses_figure(images, labels, "highest test losses: true / predicted / probability")
-        tracker.figure(f"{FILE_NAME}/test", figure, step, save_as=f"{FILE_NAME}.png")
+        tracker.picture(f"{FILE_NAME}/test", top_losses_figure, {
+            "images": images, "labels": labels, "title": "highest test losses: true / predicted / probability"},
+            step, save_as=f"{FILE_NAME}.png")

@@ -1,16 +1,12 @@
-"""What a run records in TensorBoard: scalars, figures and the hyperparameters of the HParams tab."""
+"""What a run records in TensorBoard: scalars, figures and the hyperparameters of the HParams tab (trainer/run/hparams.py).
+Every value is logged at the run's global step (optimizer steps since the run began), so each chart has one x axis;
+the `epoch` scalar maps global steps to epochs."""
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from trainer.config import override_key
-from trainer.drawing import pixels
-
-# Shown in TensorBoard's HParams tab for every run, besides the chosen config-group options and whatever the
-# command line overrides.
-HPARAM_KEYS = ("optimizer.lr", "data.batch_size", "trainer.epochs", "seed")
+from trainer.drawing import painter, picture
+from trainer.run.hparams import hparams_summaries
 
 
 class Tracker:
@@ -20,58 +16,61 @@ class Tracker:
     def __init__(self, run_dir, purge_step=None, enabled=True):
         self.run_dir = Path(run_dir)
         self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step) if enabled else None
+        self.painting = []  # the pictures sent to the painter, in order: (tag, draw, kwargs, step, save_as)
 
     def scalars(self, values, step):
         for name, value in values.items():
             if self.writer is not None:
                 self.writer.add_scalar(name, value, step)
 
-    def figure(self, tag, figure, step, save_as=None):
-        """A matplotlib Figure as an image under `tag`; `save_as`: also a PNG of that name in the run dir. Drawn
-        once for both: drawing is most of what a figure costs."""
+    def picture(self, tag, draw, kwargs, step, save_as=None):
+        """The figure `draw(**kwargs)` makes (a function of trainer/run/figures.py, plain data as arguments) as an image
+        under `tag`; `save_as`: also a PNG of that name in the run dir. Drawn by the painter process
+        (trainer/drawing.py) while the run goes on, or here when there is none; `finish_pictures` writes them."""
         if self.writer is None:
             return
-        from matplotlib.image import imsave
+        found = painter()
+        if found is not None:
+            try:
+                found.submit(draw, kwargs)
+                self.painting.append((tag, draw, kwargs, step, save_as))
+                return
+            except OSError:  # the painter is gone: draw here
+                pass
+        self._write(tag, picture(draw, kwargs), step, save_as)
 
-        image = pixels(figure)
+    def finish_pictures(self):
+        """Wait for the pictures the painter draws and write them (drawing here any it can no longer draw)."""
+        found = painter()
+        for tag, draw, kwargs, step, save_as in self.painting:
+            try:
+                drawn = found.receive() if found is not None else picture(draw, kwargs)
+            except (EOFError, OSError):
+                found, drawn = None, picture(draw, kwargs)
+            self._write(tag, drawn, step, save_as)
+        self.painting = []
+
+    def _write(self, tag, drawn, step, save_as):
+        """The file and TensorBoard's image are the same PNG bytes, drawn and encoded once."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        data, (height, width, channels) = drawn
         if save_as is not None:
-            imsave(self.run_dir / save_as, image)
-        self.writer.add_image(tag, image, step, dataformats="HWC")
+            (self.run_dir / save_as).write_bytes(data)
+        image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=data)
+        self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
-    def hparams(self, values, metric_tags):
-        """Record the run's hyperparameters for the HParams tab, next to scalars already logged under
-        `metric_tags`. Written into this run's own event file (SummaryWriter.add_hparams would open a new
-        timestamped sub-run), so TensorBoard shows one run per job, named by its folder."""
+    def hparams(self, values, metric_tags, swept=frozenset()):
+        """Record the run's hyperparameters for the HParams tab, next to the scalars logged under `metric_tags` (in
+        the order the tab shows them), `swept` naming the keys its sweep varies. Written into this run's own event
+        file (SummaryWriter.add_hparams would open a new timestamped sub-run), so TensorBoard shows one run per job,
+        named by its folder."""
         if self.writer is None:
             return
-        for summary in hparams_summaries(values, {tag: 0.0 for tag in metric_tags}):
+        for summary in hparams_summaries(values, metric_tags, swept=swept):
             self.writer.file_writer.add_summary(summary)
 
     def close(self):
         if self.writer is not None:
+            self.finish_pictures()
             self.writer.close()
-
-
-def run_hparams(cfg, choices=None, overrides=()):
-    """{name: value} for the HParams tab: the option chosen in each config group (`choices`, e.g.
-    {"loss": "ce"}), the usual knobs (HPARAM_KEYS) and every key the command line overrode. Values are
-    numbers or strings, which TensorBoard accepts (anything else, lists included, is written as a string)."""
-    values = {group: str(option) for group, option in (choices or {}).items() if not group.startswith("hydra")}
-    keys = list(HPARAM_KEYS) + [override_key(o) for o in overrides if override_key(o) not in values]
-    for key in keys:
-        value = OmegaConf.select(cfg, key, default=None)
-        if OmegaConf.is_config(value):
-            value = OmegaConf.to_container(value, resolve=True)
-        # torch stores a bool as 0/1; a string reads better in the table
-        values[key] = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
-    return values
-
-
-def job_hparams(cfg):
-    """run_hparams of the running Hydra job; without Hydra (train() called directly) no choices or overrides."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return run_hparams(cfg)
-    job = HydraConfig.get()
-    return run_hparams(cfg, job.runtime.choices, job.overrides.task)

@@ -2,34 +2,43 @@
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from trainer.data import epoch_batches, worker_failures_explained
+from trainer.drawing import start_painter
 from trainer.logs import log
-from trainer.metrics import (ACC, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX, GRAD_NORM_MEAN,
-                             HISTORY, LOSS, LR, MAX_GRAD_NORM, PER_CLASS_ACC, R2, RMSE, TEST, TRAIN, VAL, WALL_TIME,
-                             monitor_for, pass_results, pass_tags, result_key, result_line, tag)
+from trainer.metrics import (ACC, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCH, EPOCH_S, EPOCHS, GRAD_NORM_MAX,
+                             GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, PER_CLASS_ACC, R2, RMSE, SAMPLES_PER_S,
+                             STOPPED_EPOCH, TEST, TRAIN, VAL, WALL_TIME, monitor_for, pass_results, pass_tags,
+                             result_key, result_line, tag)
 from trainer.metrics.scores import per_class_accuracy
 from trainer.optim import current_lr
 from trainer.run import checkpoint, rundir, top_losses
 from trainer.run.assemble import assemble
 from trainer.run.checkpoint import Progress
 from trainer.run.divergence import Diverged, NonFinite, check_finite, weights_are_finite
+from trainer.run.early_stopping import EarlyStopping
 from trainer.run.interrupt import Interrupted, StopOnSignal
 from trainer.run.loop import evaluate, train_one_epoch
 from trainer.run.lr_find import settle_lr
-from trainer.run.tracking import Tracker, job_hparams
+from trainer.run.timing import (CHECKPOINTS, DATA, LR_FIND, PICTURES, TEST as TESTING, TRAINING, VALIDATION,
+                                EpochSpeed, RunClock, duration)
+from trainer.run.hparams import job_hparams, metric_columns
+from trainer.run.tracking import Tracker
 from trainer.runtime import distributed
 
 
 @dataclass
 class Outputs:
-    """Where a training run writes: its folder, TensorBoard, and the two checkpoints."""
+    """Where a training run writes: its folder, TensorBoard, and the two checkpoints; and what it measures of its
+    own time."""
     run_dir: Path
     tracker: Tracker
+    clock: RunClock
+    saver: checkpoint.Saver = field(default_factory=checkpoint.Saver)
 
     @property
     def last(self):
@@ -42,74 +51,94 @@ class Outputs:
 
 def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()) -> dict:
     """Train (or resume from ckpt_path) in `place` (trainer.run.rundir.place), validate every epoch, keep last.pt and
-    best.pt, test best.pt; returns the final metrics."""
-    started = time.perf_counter()
+    best.pt, stop early if trainer.early_stopping says so, test best.pt; returns the final metrics."""
+    clock = RunClock()
+    if distributed.is_main():  # it imports matplotlib while this process imports and prepares the rest
+        start_painter()
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
     if resume is not None:
         cfg = with_values(cfg, resume["legacy"])  # keys its losslab did not have: the values it was trained with
-    cfg, chosen_lr = settle_lr(cfg, resume=resume, run_dir=place.run_dir)  # optimizer.lr=auto: the rate to train at
+    with clock.phase(LR_FIND):
+        cfg, chosen_lr = settle_lr(cfg, resume=resume, run_dir=place.run_dir)  # optimizer.lr=auto: the rate
     if resume is not None:
         done = Progress.from_state(resume).epoch
         checkpoint.check_resumable(resume["config"], OmegaConf.to_container(cfg, resolve=True), cfg.ckpt_path,
                                    done_epochs=done, before_data=True)
-    parts = assemble(cfg)
+    with clock.phase(DATA):
+        parts = assemble(cfg)
     progress = Progress()
     if resume is not None:
         checkpoint.check_resumable(resume["config"], parts.config, cfg.ckpt_path, done_epochs=done)
         progress = checkpoint.restore(resume, parts, cfg.ckpt_path)
-    run_dir = place.run_dir
-    rundir.check_writable(run_dir / "checkpoints")
+    rundir.check_writable(place.run_dir / "checkpoints")
     place.begin()  # from here on the folder is this run's: its failures are recorded there
     # on resume, hide whatever the interrupted process logged after its last checkpoint
-    out = Outputs(run_dir, Tracker(run_dir, purge_step=progress.global_step if resume else None,
-                                   enabled=distributed.is_main()))
+    out = Outputs(place.run_dir, Tracker(place.run_dir, purge_step=progress.global_step + 1 if resume else None,
+                                         enabled=distributed.is_main()), clock)
     try:
         with worker_failures_explained():
             with StopOnSignal() as stop:  # the epochs end a step before they stop; anything else stops at once
                 fit(parts, progress, out=out, stop=stop)
-            test = test_best(parts, progress, out=out, chosen_lr=chosen_lr)
+            test = test_best(parts, progress, out=out)
+        with clock.phase(PICTURES):
+            out.tracker.finish_pictures()
     finally:
         out.tracker.close()
-    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - started, chosen_lr=chosen_lr)
+        out.saver.finish()
+    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - clock.began,
+                            chosen_lr=chosen_lr)
     if distributed.is_main():  # under torchrun only rank 0 writes
-        rundir.write_json(metrics, run_dir / "metrics.json")
-        best = monitor_for(parts.cfg.data)
-        log.info(f"test {result_line(test)}  (best val {best.metric} {progress.best_value:.4f} at epoch "
-                 f"{progress.best_epoch})  -> {run_dir}")
+        report(metrics, test, monitor_for(parts.cfg.data), progress, run_dir=place.run_dir, clock=clock)
     return metrics
 
 
+def report(metrics, test, best, progress, *, run_dir, clock):
+    """metrics.json, the test line and where the time went."""
+    rundir.write_json(metrics, run_dir / "metrics.json")
+    log.info(f"test {result_line(test)}  (best val {best.metric} {progress.best_value:.4f} at epoch "
+             f"{progress.best_epoch})  -> {run_dir}")
+    log.info(clock.line())
+
+
 def fit(parts, progress, *, out, stop):
-    """The epochs from where `progress` stands to trainer.epochs; updates `progress` and the checkpoints."""
-    for epoch in range(progress.epoch + 1, parts.cfg.trainer.epochs + 1):
+    """The epochs from where `progress` stands to trainer.epochs, or until early stopping ends the run (also a run
+    resumed after it did); updates `progress` and the checkpoints."""
+    epochs, stopping, speed = parts.cfg.trainer.epochs, EarlyStopping.of(parts.cfg), EpochSpeed()
+    for epoch in range(progress.epoch + 1, epochs + 1):
+        if stopping.should_stop(progress.history):
+            log.info(stopping.reason(progress.history, epochs))
+            return
         try:
             fit_epoch(parts, progress, epoch, out=out, stop=stop)
         except NonFinite as bad:
+            out.saver.wait()
             kept = f"{out.last} keeps epoch {progress.epoch}" if out.last.exists() else "no checkpoint was written"
             raise Diverged(bad, epoch=epoch, steps=len(parts.loaders.train), lr=current_lr(parts.optimizer),
                            kept=kept) from None
+        speed.finished_one()
+        if distributed.is_main():
+            log.info(epoch_line(progress.history[-1], epochs, left_s=speed.left_s(epochs - epoch)))
         if stop.requested():
+            out.saver.wait()
             raise Interrupted(stop.signum, out.last)
 
 
 def fit_epoch(parts, progress, epoch, *, out, stop):
     """Train one epoch, validate, record, checkpoint."""
-    lr = current_lr(parts.optimizer)
+    lr, began = current_lr(parts.optimizer), time.perf_counter()
     if progress.step == 0:  # not for an epoch resumed midway: its hook ran before the stop
         parts.on_epoch_start(epoch)
-    trained = train_epoch(parts, progress, epoch, out=out, stop=stop)
-    # validate
-    epochs = parts.cfg.trainer.epochs
-    val = evaluate(parts.net, parts.loaders.val, objective=parts.objective, runtime=parts.runtime,
-                   desc=f"epoch {epoch}/{epochs} val")
+    with out.clock.phase(TRAINING):
+        trained = train_epoch(parts, progress, epoch, out=out, stop=stop)
+    with out.clock.phase(VALIDATION):
+        val = evaluate(parts.net, parts.loaders.val, objective=parts.objective, runtime=parts.runtime,
+                       desc=f"epoch {epoch}/{parts.cfg.trainer.epochs} val")
     row = {**pass_tags(TRAIN, trained), **pass_tags(VAL, val), LR: lr,
-           **{name: trained[name] for name in (GRAD_NORM_MEAN, GRAD_NORM_MAX) if name in trained}}
-    out.tracker.scalars(row, epoch)
+           **{name: trained[name] for name in (GRAD_NORM_MEAN, GRAD_NORM_MAX, SAMPLES_PER_S) if name in trained},
+           EPOCH_S: time.perf_counter() - began}
+    global_step = epoch * len(parts.loaders.train)
+    out.tracker.scalars({**row, EPOCH: epoch}, global_step)
     parts.schedule.after_epoch(row)
-    if distributed.is_main():
-        shown = ACC if ACC in val else RMSE
-        log.info(f"epoch {epoch}/{epochs}  train loss {trained[LOSS]:.4f} {shown} {trained[shown]:.4f}  "
-                 f"val loss {val[LOSS]:.4f} {shown} {val[shown]:.4f}  lr {lr:.3g}")
     # checkpoint (metrics are summed over ranks, so every rank agrees on `improved`)
     if not weights_are_finite(parts.model):
         raise NonFinite("weights", "nan or inf", len(parts.loaders.train))
@@ -117,67 +146,86 @@ def fit_epoch(parts, progress, epoch, *, out, stop):
     improved = best.improved(row[best.tag], progress.best_value)
     if improved:
         progress.best_value, progress.best_epoch = row[best.tag], epoch
-    progress.epoch, progress.step, progress.partial = epoch, 0, None
-    progress.global_step = epoch * len(parts.loaders.train)
+    progress.epoch, progress.step, progress.partial, progress.global_step = epoch, 0, None, global_step
     progress.history = [*progress.history, {"epoch": epoch, **row}]
-    checkpoint.save_run(parts, progress, out.last, *([out.best] if improved else []))
+    with out.clock.phase(CHECKPOINTS):  # written while the next epoch trains
+        checkpoint.save_run(parts, progress, out.last, *([out.best] if improved else []), saver=out.saver)
+
+
+def epoch_line(row, epochs, *, left_s):
+    """The log line of a finished epoch: its losses and accuracy (or RMSE), rate, speed and the time left."""
+    shown = ACC if tag(ACC, TRAIN) in row else RMSE
+    left = f", {duration(left_s)} left" if row["epoch"] < epochs else ""
+    return (f"epoch {row['epoch']}/{epochs}  train loss {row[tag(LOSS, TRAIN)]:.4f} {shown} "
+            f"{row[tag(shown, TRAIN)]:.4f}  val loss {row[tag(LOSS, VAL)]:.4f} {shown} {row[tag(shown, VAL)]:.4f}  "
+            f"lr {row[LR]:.3g}  {row[SAMPLES_PER_S]:.0f} samples/s, {row[EPOCH_S]:.2f} s/epoch{left}")
 
 
 def train_epoch(parts, progress, epoch, *, out, stop):
-    """The epoch's training steps from where `progress` stands; returns its {LOSS, ACC}. A signal mid-epoch saves
-    the step reached in last.pt and raises Interrupted."""
+    """The epoch's training steps from where `progress` stands; returns its {LOSS, ACC, gradient norms,
+    SAMPLES_PER_S}. A signal mid-epoch saves the step reached in last.pt and raises Interrupted."""
     steps = len(parts.loaders.train)
     steps_before = (epoch - 1) * steps
     metrics = parts.objective.new_metrics(parts.runtime.device, evaluation=False)
     if progress.partial is not None:
         metrics.load_state_dict(progress.partial)
+    seen, began = metrics.count, time.perf_counter()
     step = train_one_epoch(
         parts.train_net, epoch_batches(parts.loaders.train, parts.cfg.seed, epoch, skip=progress.step),
         objective=parts.objective, optimizer=parts.optimizer, schedule=parts.schedule, metrics=metrics,
-        runtime=parts.runtime, start_step=progress.step, total_steps=steps,
+        runtime=parts.runtime, start_step=progress.step, total_steps=steps, step_offset=steps_before,
         desc=f"epoch {epoch}/{parts.cfg.trainer.epochs} train", log_every=parts.cfg.trainer.log_every_n_steps,
-        on_log=lambda at, values: out.tracker.scalars(values, steps_before + at), stop=stop,
-        clip=parts.cfg.trainer.gradient_clip_val)
+        on_log=lambda at, values: out.tracker.scalars(values, at), stop=stop, clip=parts.cfg.trainer.gradient_clip_val)
     if step < steps:  # a signal arrived mid-epoch: save where we are and stop
         progress.step, progress.global_step, progress.partial = step, steps_before + step, metrics.state_dict()
-        if weights_are_finite(parts.model):
-            checkpoint.save_run(parts, progress, out.last)
+        with out.clock.phase(CHECKPOINTS):
+            if weights_are_finite(parts.model):
+                checkpoint.save_run(parts, progress, out.last, saver=out.saver)
+            out.saver.wait()
         raise Interrupted(stop.signum, out.last)
+    # every rank trained as many samples in the same time
+    samples = (metrics.count - seen) * distributed.world_size()
     trained = metrics.compute()
     check_finite("training loss", trained[LOSS], step)
-    return trained
+    return {**trained, SAMPLES_PER_S: samples / max(time.perf_counter() - began, 1e-9)}
 
 
-def test_best(parts, progress, *, out, chosen_lr=None):
-    """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters (and the
-    rate optimizer.lr=auto chose)."""
-    epochs = parts.cfg.trainer.epochs
+def test_best(parts, progress, *, out):
+    """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters, at the run's
+    last global step."""
+    with out.clock.phase(CHECKPOINTS):
+        out.saver.wait()
     distributed.wait_for_main()  # rank 0 wrote best.pt
-    parts.model.load_state_dict(checkpoint.load(out.best)["model"])
-    test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test",
-                    keep_outputs=True)
-    final = {**pass_tags(TEST, test), monitor_for(parts.cfg.data).best_key: progress.best_value,
-             **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
-    out.tracker.scalars(final, epochs)
-    draw_test(parts, test, out=out, step=epochs)
-    out.tracker.hparams(job_hparams(parts.cfg), list(final))
+    with out.clock.phase(TESTING):
+        parts.model.load_state_dict(checkpoint.load(out.best)["model"])
+        test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime,
+                        desc="test", keep_outputs=True)
+    best = monitor_for(parts.cfg.data)
+    out.tracker.scalars({**pass_tags(TEST, test), best.best_key: progress.best_value}, progress.global_step)
+    with out.clock.phase(PICTURES):
+        draw_test(parts, test, out=out, step=progress.global_step)
+    values, swept = job_hparams(parts.cfg)
+    out.tracker.hparams(values, metric_columns(best), swept=swept)
     return test
 
 
 def draw_test(parts, test, *, out, step):
     """The test split's pictures: the confusion matrix, the reliability diagram (also reliability.png) and the top
-    losses (top_losses.csv, and top_losses.png for images)."""
-    from trainer.run.figures import confusion_figure, predictions_figure, reliability_figure  # matplotlib: only now
+    losses (top_losses.csv, and top_losses.png for images), sent to the painter as soon as their data are known."""
+    from trainer.run.figures import confusion_figure, predictions_figure, reliability_figure
 
     if "confusion" not in test:  # regression: predictions against targets instead
         predictions = parts.objective.predict(test["logits"].float())
-        out.tracker.figure("predictions/test", predictions_figure(predictions, test["labels"], "test split",
-                                                                  r2=test[R2]), step, save_as="predictions.png")
+        out.tracker.picture("predictions/test", predictions_figure, {
+            "predictions": predictions.numpy(), "targets": test["labels"].numpy(), "title": "test split",
+            "r2": test[R2]}, step, save_as="predictions.png")
         top_losses.record(parts, test, tracker=out.tracker, step=step)
         return
-    out.tracker.figure("confusion/test", confusion_figure(test["confusion"], "test split", parts.classes), step)
-    out.tracker.figure("reliability/test", reliability_figure(test["calibration"], "test split", ece=test[ECE]),
-                       step, save_as="reliability.png")
+    out.tracker.picture("confusion/test", confusion_figure, {"confusion": test["confusion"].numpy(),
+                                                             "title": "test split", "names": parts.classes}, step)
+    out.tracker.picture("reliability/test", reliability_figure, {"calibration": test["calibration"],
+                                                                 "title": "test split", "ece": test[ECE]},
+                        step, save_as="reliability.png")
     top_losses.record(parts, test, tracker=out.tracker, step=step)
 
 
@@ -186,9 +234,12 @@ def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
     norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
     classes = {CALIBRATION: test["calibration"], PER_CLASS_ACC: per_class_accuracy(test["confusion"])} if (
         "confusion" in test) else {}
+    stopping = EarlyStopping.of(cfg)
+    stopped = {} if stopping.patience is None else {
+        STOPPED_EPOCH: progress.epoch if progress.epoch < cfg.trainer.epochs else None}
     return {**pass_results(TEST, test), **classes,
             monitor_for(cfg.data).best_key: progress.best_value, BEST_EPOCH: progress.best_epoch,
-            EPOCHS: cfg.trainer.epochs, result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
+            EPOCHS: cfg.trainer.epochs, **stopped, result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
             WALL_TIME: round(wall_time_s, 3),
             MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history,
             **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}

@@ -8,17 +8,20 @@ from omegaconf import OmegaConf
 
 from trainer.errors import Exit, UserError, refuse
 from trainer.run.rundir import DIVERGED, FAILED, folder_of, make_folder
-from trainer.sweep.pictures import CURVES, RELIABILITY, plot_curves, plot_reliability
-from trainer.sweep.report import groups_csv, summary_csv, summary_markdown
 from trainer.sweep.resume import SHORTCUT, check_same_sweep
-from trainer.sweep.summary import check_target, read_summary
 
+CURVES, RELIABILITY = "curves.png", "reliability_overlay.png"  # the pictures' file names in the sweep folder
 FILES = ("summary.md", "summary.csv", "summary_groups.csv", CURVES, RELIABILITY)
 
 
 def summarize(sweep_dir, *, target=None):
     """Write summary.md, summary.csv, summary_groups.csv, curves.png and reliability_overlay.png into the sweep
     dir; returns (markdown text, jobs). `target`: sweep.target, by default the one the sweep ran with."""
+    # the summary's modules load here, at a sweep's end: every job of the sweep, and a single run, go without them
+    from trainer.sweep.pictures import plot_curves, plot_reliability
+    from trainer.sweep.report import groups_csv, summary_csv, summary_markdown
+    from trainer.sweep.summary import read_summary
+
     summary = read_summary(sweep_dir, target=target)
     pictures = []
     for name, plot in ((CURVES, plot_curves), (RELIABILITY, plot_reliability)):
@@ -54,6 +57,8 @@ class SummaryCallback(Callback):
     main wrapper drops the sweep's return value, so this is the last code that sees the whole sweep)."""
 
     def on_multirun_start(self, config, **kwargs):
+        from trainer.sweep.summary import check_target
+
         # before any job runs and before Hydra writes multirun.yaml: a refusal leaves the folder as it was
         try:
             check_target(OmegaConf.select(config, "sweep.target"))

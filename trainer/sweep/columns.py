@@ -4,7 +4,7 @@ trainer/sweep/summary.py's job_values)."""
 from dataclasses import dataclass
 
 from trainer.metrics import (ACC, BEST, BEST_EPOCH, CHOSEN_LR, ECE, EPOCHS, LOSS, MAE, MAX_GRAD_NORM, MONITORS, NLL,
-                             R2, RMSE, TEST, TRAIN, result_key)
+                             R2, RMSE, STOPPED_EPOCH, TEST, TRAIN, result_key)
 
 # A summary's own value, computed from a job's history: the first epoch whose validation accuracy reached the target.
 EPOCHS_TO_TARGET, NEVER = "epochs_to_target", "never"
@@ -37,4 +37,6 @@ COLUMNS = (
     Column(MAX_GRAD_NORM, "max grad norm", "{:.3g}"),
     Column(EPOCHS_TO_TARGET, "epochs to target", "{:d}", mean_fmt="{:.1f}"),
     Column(EPOCHS, "epochs", "{:d}", grouped=False),
+    # jobs with trainer.early_stopping.patience: the epoch early stopping ended them at ("–": they trained every epoch)
+    Column(STOPPED_EPOCH, "stopped early at", "{:d}", grouped=False, optional=True),
 )

@@ -4,11 +4,10 @@ trainer/sweep/figures.py."""
 import math
 
 from trainer.metrics import BEST, CALIBRATION, HISTORY
+from trainer.sweep.callback import CURVES, RELIABILITY
 from trainer.sweep.jobs import is_number
 from trainer.sweep.stats import estimate
 from trainer.sweep.summary import ranking_text, sweep_monitor
-
-CURVES, RELIABILITY = "curves.png", "reliability_overlay.png"  # the pictures' file names in the sweep folder
 
 
 def group_curves(histories):

@@ -91,9 +91,11 @@ def target_line(summary):
 def summary_markdown(summary, pictures=()):
     jobs, common = summary.jobs, summary.common
     counts = {s: sum(job.status == s for job in jobs) for s in STATUSES}
+    times = [job.wall_time_s for job in jobs if job.wall_time_s is not None]
+    total = f" Wall time {sum(times):.1f} s in all ({len(times)} jobs)." if times else ""
     lines = [f"# Sweep summary: {summary.sweep_dir}", "",
              f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ". "
-             f"Ranked by {ranking_text(sweep_monitor(jobs))}.",
+             f"Ranked by {ranking_text(sweep_monitor(jobs))}.{total}",
              ""]
     if common:
         lines += ["Same in every job: `" + " ".join(common) + "`", ""]
