@@ -5,8 +5,6 @@ import shutil
 import signal
 
 import pytest
-import torch
-from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
 from tests.conftest import compose_config, run

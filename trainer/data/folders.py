@@ -1,7 +1,5 @@
 """Your own images: a folder of class subfolders, in either layout (root/train/<class>/ with optional val/ and
 test/, or root/<class>/ split by seed). Class names are the subfolder names, sorted."""
-from pathlib import Path
-
 import torch
 from torch.utils.data import Dataset
 

@@ -4,7 +4,6 @@ trainer/sweep/figures.py."""
 import math
 
 from trainer.metrics import BEST, CALIBRATION, HISTORY
-from trainer.sweep.callback import CURVES, RELIABILITY
 from trainer.sweep.jobs import is_number
 from trainer.sweep.stats import estimate
 from trainer.sweep.summary import ranking_text, sweep_monitor

@@ -6,7 +6,7 @@ import io
 from trainer.run.rundir import DIVERGED, FAILED, STATUSES
 from trainer.sweep.columns import COLUMNS, EPOCHS_TO_TARGET, NEVER
 from trainer.sweep.jobs import label, seeds_of, seeds_vary
-from trainer.sweep.pictures import CURVES, RELIABILITY
+from trainer.sweep.callback import CURVES, RELIABILITY
 from trainer.sweep.summary import ranked, ranking_text, sweep_monitor
 
 
