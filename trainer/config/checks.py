@@ -35,6 +35,24 @@ def _check_lr_find(settings):
                         "10 batches, e.g. lr_find.steps=100")
 
 
+def _check_lr_tune(settings):
+    """optimizer.lr=tune's budget and range, checked in every mode."""
+    whole = lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if not whole(settings.trials):
+        raise UserError(f"lr_tune.trials={settings.trials} is invalid: the search needs a whole number of trials, at "
+                        "least 1, e.g. lr_tune.trials=8")
+    if settings.epochs is not None and not whole(settings.epochs):
+        raise UserError(f"lr_tune.epochs={settings.epochs} is invalid: use the epochs a trial may train, a whole "
+                        "number of at least 1, or null for trainer.epochs")
+    _positive(settings.min_lr, "lr_tune.min_lr", "the search starts at a rate > 0, e.g. lr_tune.min_lr=1e-5")
+    if isinstance(settings.max_lr, bool) or not isinstance(settings.max_lr, (int, float)) or (
+            settings.max_lr <= settings.min_lr):
+        raise UserError(f"lr_tune.max_lr={settings.max_lr} is invalid: the search ends at a rate above "
+                        f"lr_tune.min_lr={settings.min_lr}, e.g. lr_tune.max_lr=10")
+    if settings.start_at_default not in (True, False):
+        raise UserError(f"lr_tune.start_at_default={settings.start_at_default} is invalid: use true or false")
+
+
 def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] = ()) -> None:
     """Raise a UserError naming the key and the fix for values that would otherwise fail deep inside torch, and for
     keys the command line adds that losslab does not read."""
@@ -45,10 +63,12 @@ def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] =
         raise UserError("mode=eval needs a checkpoint: add ckpt_path=RUN_DIR/checkpoints/best.pt")
     if cfg.mode == "eval" and not Path(cfg.ckpt_path).is_file():
         raise UserError(f"ckpt_path={cfg.ckpt_path} does not exist: point it at a .pt file in a run's checkpoints/")
-    if cfg.optimizer.lr != "auto":  # auto: the range test (trainer/run/lr_find.py) chooses it
+    if cfg.optimizer.lr not in ("auto", "tune"):  # the range test (run/lr_find.py) or the search (run/lr_tune.py)
         _positive(cfg.optimizer.lr, "optimizer.lr",
-                  "the learning rate must be a number > 0 or auto, e.g. optimizer.lr=0.001")
+                  "the learning rate must be a number > 0, auto or tune, e.g. optimizer.lr=0.001")
     _check_lr_find(cfg.lr_find)
+    if "lr_tune" in cfg:
+        _check_lr_tune(cfg.lr_tune)
     if cfg.trainer.gradient_clip_val is not None:
         _positive(cfg.trainer.gradient_clip_val, "trainer.gradient_clip_val",
                   "clip gradients to a global norm > 0, e.g. trainer.gradient_clip_val=1.0, or null for no clipping")

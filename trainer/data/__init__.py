@@ -7,11 +7,13 @@
   diabetes; generated data), `torchvision_sets` (CIFAR-10, MNIST, ...), `folders` (your own image folders);
   `images` decodes image files for both.
 - `splits` (`Splits`, the seeded split, the checks), `loaders` (batches for the loop), `cache`, `normalization`,
-  `labels` (label noise, target statistics): the steps of the stage.
+  `labels` (label noise, target statistics), `balance` (a long-tailed training split, class counts, the balanced
+  sampler's weights): the steps of the stage.
 
 The image sources import torchvision, so they load on first use: a tabular run never imports it.
 """
 from trainer._lazy import lazy_exports
+from trainer.data.balance import long_tail_counts, sampler_weights
 from trainer.data.loaders import TensorLoader, epoch_batches, make_loader, worker_failures_explained
 from trainer.data.sources import diabetes, digits, iris, synthetic, synthetic_regression
 from trainer.data.splits import Splits, labels_of, split_indices, split_tensors
@@ -19,6 +21,6 @@ from trainer.data.stage import prepare_data
 
 __getattr__ = lazy_exports(__name__, {"image_folder": "folders", "torchvision_dataset": "torchvision_sets"})
 
-__all__ = ["diabetes", "digits", "epoch_batches", "image_folder", "iris", "labels_of", "make_loader",
-           "prepare_data", "split_indices", "split_tensors", "Splits", "synthetic", "synthetic_regression",
-           "TensorLoader", "torchvision_dataset", "worker_failures_explained"]
+__all__ = ["diabetes", "digits", "epoch_batches", "image_folder", "iris", "labels_of", "long_tail_counts",
+           "make_loader", "prepare_data", "sampler_weights", "split_indices", "split_tensors", "Splits", "synthetic",
+           "synthetic_regression", "TensorLoader", "torchvision_dataset", "worker_failures_explained"]

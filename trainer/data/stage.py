@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from trainer.config import build
 from trainer.config.checks import check_auto_or_bool
+from trainer.data.balance import SAMPLERS, class_counts, with_imbalance
 from trainer.data.cache import cache_splits
 from trainer.data.labels import target_statistics, with_label_noise
 from trainer.data.normalization import channel_statistics, channel_values, normalized
@@ -20,12 +21,12 @@ from trainer.metrics import CLASSIFICATION
 
 def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictConfig, Splits]:
     """The splits a run needs, and a copy of the config with what the data decided filled in (data.num_classes,
-    data.image_size and so data.shape, data.target_stats, data.mean and data.std). In order:
+    data.image_size and so data.shape, data.target_stats, data.mean and data.std, data.class_counts). In order:
 
     1. the data keys checked; the image size a pretrained model expects (before anything is decoded);
     2. the source builds its splits (`data.source`, seeded by `seed`); the class count; the splits checked;
-    3. a regression's target statistics (training only: evaluation keeps the checkpoint's);
-    4. data.cache, then data.normalize, then data.label_noise (training labels only), then the source's augmentation.
+    3. data.imbalance (training only); the samples per class logged; a regression's target statistics (training only);
+    4. data.cache, data.normalize, data.label_noise (training labels only), the class counts, the augmentation.
 
     `for_training=False` (mode=eval) prepares the test split alone. Only private random generators are used, so the
     model's initialisation that follows is the same whatever the data stage did.
@@ -43,7 +44,9 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     cfg = with_data_facts(cfg, num_classes=count, image_size=splits.image_size)
     names = ("train", "val", "test") if for_training else ("test",)
     check_splits(splits, names, classifies=classifies)
-    if classifies:
+    if classifies:  # data.imbalance long-tails the training split only
+        splits = with_imbalance(splits, cfg.data.get("imbalance") if for_training else None, num_classes=count,
+                                seed=cfg.seed)
         log_class_counts(splits, names, cfg.data.get("split", "random"))
     if not classifies and for_training:
         cfg = with_data_facts(cfg, target_stats=target_statistics(splits))
@@ -55,14 +58,15 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     if for_training:
         splits = with_label_noise(splits, cfg.data.get("label_noise", 0), num_classes=cfg.data.num_classes,
                                   seed=cfg.seed)
+        cfg = with_data_facts(cfg, class_counts=class_counts(splits.train, count) if classifies else None)
     return cfg, augmented(splits)
 
 
 def with_data_facts(cfg: DictConfig, **facts: object) -> DictConfig:
     """A copy of the config with what the data decided filled in where the config leaves it null: data.num_classes,
-    data.image_size (and so data.shape), data.mean and data.std. The model and loss configs read data.shape and
-    data.num_classes by interpolation, and checkpoints store the filled-in values. The caller's config is left as
-    it was."""
+    data.image_size (and so data.shape), data.mean and data.std, data.target_stats, data.class_counts. The model and
+    loss configs read them by interpolation, and checkpoints store the filled-in values. The caller's config is left
+    as it was."""
     missing = {key: value for key, value in facts.items() if value is not None and cfg.data.get(key, 0) is None}
     if not missing:
         return cfg
@@ -130,6 +134,7 @@ def check_settings(cfg_data: DictConfig) -> None:
     if not is_fraction(noise):
         raise UserError(f"data.label_noise={noise} is invalid: use the fraction of training labels to replace, "
                         "from 0 (none) up to but not including 1, e.g. data.label_noise=0.4")
+    check_balance(cfg_data)
     if cfg_data.get("normalize", False) not in (True, False):
         raise UserError(f"data.normalize={cfg_data.normalize} is invalid: use true or false")
     if cfg_data.get("mean") is not None and not cfg_data.get("normalize", False):
@@ -150,6 +155,22 @@ def check_settings(cfg_data: DictConfig) -> None:
     if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget < 0:
         raise UserError(f"data.cache_budget_gb={budget} is invalid: use the memory in GB that data.cache=auto may "
                         "fill with decoded images, e.g. data.cache_budget_gb=2")
+
+
+def check_balance(cfg_data: DictConfig) -> None:
+    """data.imbalance and data.sampler: a long tail and a sampler are made of classes."""
+    ratio, sampler = cfg_data.get("imbalance"), cfg_data.get("sampler")
+    classifies = cfg_data.get("task", CLASSIFICATION) == CLASSIFICATION
+    if ratio is not None and (not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1):
+        raise UserError(f"data.imbalance={ratio} is invalid: use the fraction of its training samples the last class "
+                        "keeps, above 0 and at most 1 (the first keeps all), e.g. data.imbalance=0.01, or null")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise UserError(f"data.sampler={sampler} is not known: use data.sampler=balanced (every class drawn equally "
+                        "often) or data.sampler=null (shuffle the training split)")
+    for key, value in (("imbalance", ratio), ("sampler", sampler)):
+        if value is not None and not classifies:
+            raise UserError(f"data.{key}={value} is made of classes, and this is regression data (data.task="
+                            f"{cfg_data.task}): leave data.{key}=null")
 
 
 def augmented(splits: Splits) -> Splits:

@@ -9,9 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainer.data import epoch_batches, worker_failures_explained
 from trainer.logs import log
-from trainer.metrics import (ACC, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCHS, GRAD_NORM_MAX, GRAD_NORM_MEAN,
+from trainer.metrics import (ACC, BEST_EPOCH, CALIBRATION, ECE, EPOCHS, GRAD_NORM_MAX, GRAD_NORM_MEAN,
                              HISTORY, LOSS, LR, MAX_GRAD_NORM, PER_CLASS_ACC, R2, RMSE, TEST, TRAIN, VAL, WALL_TIME,
-                             monitor_for, pass_results, pass_tags, result_key, result_line, tag)
+                             monitor_for, pass_results, pass_tags, per_class_tags, result_key, result_line, tag)
 from trainer.metrics.scores import per_class_accuracy
 from trainer.optim import current_lr
 from trainer.run import checkpoint, rundir, top_losses
@@ -47,7 +47,7 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
     if resume is not None:
         cfg = with_values(cfg, resume["legacy"])  # keys its losslab did not have: the values it was trained with
-    cfg, chosen_lr = settle_lr(cfg, resume=resume, run_dir=place.run_dir)  # optimizer.lr=auto: the rate to train at
+    cfg, chosen = settle_lr(cfg, resume=resume, run_dir=place.run_dir)  # optimizer.lr=auto or tune: the rate
     if resume is not None:
         done = Progress.from_state(resume).epoch
         checkpoint.check_resumable(resume["config"], OmegaConf.to_container(cfg, resolve=True), cfg.ckpt_path,
@@ -66,10 +66,10 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     try:
         with worker_failures_explained(), StopOnSignal() as stop:
             fit(parts, progress, out=out, stop=stop)
-            test = test_best(parts, progress, out=out, chosen_lr=chosen_lr)
+            test = test_best(parts, progress, out=out, chosen=chosen)
     finally:
         out.tracker.close()
-    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - started, chosen_lr=chosen_lr)
+    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - started, chosen=chosen)
     if distributed.is_main():  # under torchrun only rank 0 writes
         rundir.write_json(metrics, run_dir / "metrics.json")
         best = monitor_for(parts.cfg.data)
@@ -104,6 +104,8 @@ def fit_epoch(parts, progress, epoch, *, out, stop):
     row = {**pass_tags(TRAIN, trained), **pass_tags(VAL, val), LR: lr,
            **{name: trained[name] for name in (GRAD_NORM_MEAN, GRAD_NORM_MAX) if name in trained}}
     out.tracker.scalars(row, epoch)
+    if "confusion" in val:  # each class's recall: in TensorBoard, not the history (a class count of scalars)
+        out.tracker.scalars(per_class_tags(VAL, per_class_accuracy(val["confusion"])), epoch)
     parts.schedule.after_epoch(row)
     if distributed.is_main():
         shown = ACC if ACC in val else RMSE
@@ -147,17 +149,18 @@ def train_epoch(parts, progress, epoch, *, out, stop):
     return trained
 
 
-def test_best(parts, progress, *, out, chosen_lr=None):
+def test_best(parts, progress, *, out, chosen=None):
     """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters (and the
-    rate optimizer.lr=auto chose)."""
+    rate optimizer.lr=auto or tune chose: `chosen`, from settle_lr)."""
     epochs = parts.cfg.trainer.epochs
     distributed.wait_for_main()  # rank 0 wrote best.pt
     parts.model.load_state_dict(checkpoint.load(out.best)["model"])
     test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test",
                     keep_outputs=True)
-    final = {**pass_tags(TEST, test), monitor_for(parts.cfg.data).best_key: progress.best_value,
-             **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
+    final = {**pass_tags(TEST, test), monitor_for(parts.cfg.data).best_key: progress.best_value, **(chosen or {})}
     out.tracker.scalars(final, epochs)
+    if "confusion" in test:
+        out.tracker.scalars(per_class_tags(TEST, per_class_accuracy(test["confusion"])), epochs)
     draw_test(parts, test, out=out, step=epochs)
     out.tracker.hparams(job_hparams(parts.cfg), list(final))
     return test
@@ -180,7 +183,7 @@ def draw_test(parts, test, *, out, step):
     top_losses.record(parts, test, tracker=out.tracker, step=step)
 
 
-def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
+def final_metrics(cfg, progress, test, *, wall_time_s, chosen=None):
     """metrics.json of a training run."""
     norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
     classes = {CALIBRATION: test["calibration"], PER_CLASS_ACC: per_class_accuracy(test["confusion"])} if (
@@ -189,8 +192,7 @@ def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
             monitor_for(cfg.data).best_key: progress.best_value, BEST_EPOCH: progress.best_epoch,
             EPOCHS: cfg.trainer.epochs, result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
             WALL_TIME: round(wall_time_s, 3),
-            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history,
-            **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
+            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history, **(chosen or {})}
 
 
 def with_values(cfg: DictConfig, values: dict) -> DictConfig:
