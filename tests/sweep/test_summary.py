@@ -341,7 +341,8 @@ def test_summarize_script_takes_another_target(loss_sweep):
 
 def test_compare_script_runs_two_sweeps_through_the_cli_and_writes_the_page_from_them(tmp_path):
     out, runs = tmp_path / "docs" / "compare.md", tmp_path / "runs"
-    args = ["--no-regression", "--losses", "ce,nll", "--seeds", "2", "--lr", "0.05", "--noisy",
+    args = ["--no-regression", "--no-optimizers", "--no-imbalance", "--losses", "ce,nll", "--seeds", "2", "--lr", "0.05",
+            "--noisy",
             "data.source.noise=3.0", "--set", *TINY, "trainer.epochs=2", "--out", str(out), "--runs", str(runs)]
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "compare.py"), *args], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
@@ -350,7 +351,7 @@ def test_compare_script_runs_two_sweeps_through_the_cli_and_writes_the_page_from
     assert "## Clean labels" in page and "## With `data.source.noise=3.0`" in page and "## Clean against noisy" in page
     assert "train -m loss=ce,nll seed=range(2) optimizer.lr=0.05 data.source.noise=3.0" in page  # the command it ran
     for section in ("## Clean labels", "## With `data.source.noise=3.0`"):
-        verdicts = [(row[1], row[2], row[4]) for row in table_rows(page, section)]
+        verdicts = [(row[1], row[2], row[5]) for row in table_rows(page, section)]
         assert verdicts == [("loss=ce", "2/2", "best"), ("loss=nll", "2/2", "tied (p=1)")]
     # the prose states what the runs show: ce and nll are one function
     assert page.count("`nll` (the two written out) gave exactly the same test accuracy in every seed") == 2
