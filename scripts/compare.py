@@ -54,7 +54,8 @@ def parse_args(argv):
     parser.add_argument("--noisy", default="data.label_noise=0.4",
                         help="the override of the second sweep, or none to run only the first")
     parser.add_argument("--set", dest="extra", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="more overrides for both sweeps (e.g. trainer.epochs=5)")
+                        help="more overrides for every sweep (e.g. trainer.epochs=5: the optimizer and imbalance "
+                             "sweeps keep their own --optimizer-epochs and --imbalance-epochs)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "compare.md", help="the page to write")
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the sweeps go (default outputs/compare/DATE_TIME); must not exist unless --reuse")
@@ -62,10 +63,12 @@ def parse_args(argv):
     parser.add_argument("--no-regression", dest="regression", action="store_false",
                         help="leave out the regression sweeps (mse, l1, huber, msle on outliers, a heavy tail, diabetes)")
     parser.add_argument("--optimizers", default=OPTIMIZERS, help="the optimizers of the learning-rate section")
+    parser.add_argument("--optimizer-epochs", type=int, default=5, help="their trainer.epochs (not --set's)")
     parser.add_argument("--no-optimizers", dest="optimizer_section", action="store_false",
                         help="leave out the optimizers at their default rate, at auto and at tune")
     parser.add_argument("--remedies", default=REMEDIES,
                         help="the imbalanced-data sweep's grid of remedies, space-separated overrides")
+    parser.add_argument("--imbalance-epochs", type=int, default=30, help="its trainer.epochs (not --set's)")
     parser.add_argument("--no-imbalance", dest="imbalance", action="store_false",
                         help="leave out the imbalanced-data sweep")
     return parser.parse_args(argv)

@@ -15,19 +15,24 @@ OPTIMIZERS = "sgd,adam,adamw,rmsprop,adagrad,adadelta,adamax,asgd,nadam,radam,rp
 # the three ways an optimizer gets its rate: (folder, what the page calls it, overrides)
 LR_MODES = (("default", "default", []), ("auto", "`auto`", ["optimizer.lr=auto"]),
             ("tune", "`tune`", ["optimizer.lr=tune"]))
-OPTIMIZER_EPOCHS = 5
 # the imbalanced-data experiment: every remedy alone and together (--remedies), on a long-tailed training split
 IMBALANCE = ["data.imbalance=0.01", "data.best=balanced_acc"]
 REMEDIES = "loss=ce,focal loss.class_weights=null,balanced data.sampler=null,balanced"
 
 
+def own_epochs(extra, epochs):
+    """--set's overrides with this section's trainer.epochs instead of theirs."""
+    return [*(o for o in extra if not o.startswith("trainer.epochs=")), f"trainer.epochs={epochs}"]
+
+
 def optimizer_overrides(args, lr_overrides):
-    epochs = [] if any(o.startswith("trainer.epochs=") for o in args.extra) else [f"trainer.epochs={OPTIMIZER_EPOCHS}"]
-    return [f"optimizer={args.optimizers}", f"seed=range({args.seeds})", *epochs, *lr_overrides, *args.extra]
+    return [f"optimizer={args.optimizers}", f"seed=range({args.seeds})", *lr_overrides,
+            *own_epochs(args.extra, args.optimizer_epochs)]
 
 
 def imbalance_overrides(args):
-    return [*IMBALANCE, *args.remedies.split(), f"seed=range({args.seeds})", *args.extra]
+    return [*IMBALANCE, *args.remedies.split(), f"seed=range({args.seeds})",
+            *own_epochs(args.extra, args.imbalance_epochs)]
 
 
 # --- reading the jobs -------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ def test_a_run_logs_hparams_and_the_test_images_and_writes_per_class_accuracy(tm
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     assert start.session_start_info.hparams["optimizer.lr"].number_value == pytest.approx(0.001)
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert [m.name.tag for m in experiment.metric_infos] == ["loss/test", "acc/test", "nll/test", "brier/test",
-                                                             "ece/test", "best/val_acc"]
+    assert [m.name.tag for m in experiment.metric_infos] == ["loss/test", "acc/test", "balanced_acc/test",
+                                                             "macro_f1/test", "nll/test", "brier/test", "ece/test",
+                                                             "best/val_acc"]
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["checkpoints"]  # no extra TensorBoard sub-run

@@ -19,8 +19,8 @@ def test_compare_writes_the_optimizer_table_and_the_imbalance_section_from_their
     out, runs = tmp_path / "compare.md", tmp_path / "runs"
     # one optimizer (rprop: auto refuses it), two remedies: the smallest sweeps that write every part of both sections
     args = ["--no-regression", "--losses", "none", "--seeds", "2", "--optimizers", "rprop",
-            "--remedies", "loss=ce loss.class_weights=null,balanced", "--set", *TINY, "trainer.epochs=1",
-            "lr_tune.trials=2", "--out", str(out), "--runs", str(runs)]
+            "--remedies", "loss=ce loss.class_weights=null,balanced", "--optimizer-epochs", "1", "--imbalance-epochs",
+            "1", "--set", *TINY, "lr_tune.trials=2", "--out", str(out), "--runs", str(runs)]
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "compare.py"), *args], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
