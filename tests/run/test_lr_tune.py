@@ -29,6 +29,7 @@ def test_the_search_starts_at_the_optimizers_own_rate_and_keeps_the_best_on_vali
     finished = [t for t in trials if t["state"] == COMPLETE]
     best = max(t["best"] for t in finished)
     assert search["chosen"] == next(t["lr"] for t in finished if t["best"] == best) == metrics["optimizer/lr"]
+    assert trials[0]["state"] == COMPLETE and best >= trials[0]["best"]  # never worse on validation than the default
     assert all(1e-5 <= t["lr"] <= 10 and t["lr"] == float(f"{t['lr']:.2g}") for t in trials)
     assert search["metric"] == "acc/val" and search["higher_is_better"]
     # the budget: 4 trials of up to 3 epochs; a pruned trial stops early
