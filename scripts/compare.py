@@ -1,13 +1,19 @@
-"""Regenerate docs/compare.md, a worked comparison of losses, from real runs.
+"""Regenerate docs/compare.md, a worked comparison of losses, optimizers' learning rates and remedies for imbalanced
+classes, from real runs.
 
-    python scripts/compare.py              # what docs/compare.md shows: optimizer.lr=auto, clean and noisy labels
-    python scripts/compare.py --lr config --noisy none --set trainer.epochs=5 --out /tmp/compare.md   # a quick look
+    python scripts/compare.py              # what docs/compare.md shows
+    python scripts/compare.py --lr config --noisy none --no-regression --no-optimizers --no-imbalance \
+        --set trainer.epochs=5 --out /tmp/compare.md   # a quick look at the losses alone
 
-Runs two sweeps through the CLI (`python -m trainer -m ...`, the same command a user types): every loss of --losses
+Runs sweeps through the CLI (`python -m trainer -m ...`, the same command a user types): every loss of --losses
 times --seeds seeds on the default data, then the same with the --noisy override (data.label_noise=0.4: 40% of the
-training labels replaced by another class). Each sweep's summary (trainer.sweep) gives the tables; its curves.png and
-reliability_overlay.png are copied next to the page, into docs/compare/. Every sentence that states a number or a
-ranking is written from the runs, so the page says what this code, on this machine, actually did.
+training labels replaced by another class); the regression losses on three regression sets; every optimizer of
+--optimizers for 5 epochs at its default rate, at optimizer.lr=auto and at optimizer.lr=tune; and ce and focal with
+and without class weights and a balanced sampler on a long-tailed training split (scripts/compare_sections.py).
+Each sweep's summary (trainer.sweep) gives the tables; its curves.png and reliability_overlay.png are copied next to
+the page, into docs/compare/. Every sentence that states a number or a ranking is written from the runs, so the page
+says what this code, on this machine, actually did. A sweep folder that exists in --runs is not run again, so an
+interrupted regeneration continues with --reuse.
 """
 import argparse
 import math
@@ -25,10 +31,13 @@ import yaml
 from trainer.config import override_key
 from trainer.metrics import ACC, BEST, CHOSEN_LR, ECE, MAE, MAX_GRAD_NORM, NLL, R2, RMSE, TEST, result_key
 from trainer.sweep import read_summary
-from trainer.sweep.columns import EPOCHS_TO_TARGET
+from trainer.sweep.columns import COLUMNS, EPOCHS_TO_TARGET
 from trainer.sweep.pictures import CURVES, RELIABILITY
-from trainer.sweep.report import GROUPS_EXPLAINED, group_table, markdown_table, target_line
+from trainer.sweep.report import GROUPS_EXPLAINED, difference_text, group_table, markdown_table, target_line
 from trainer.sweep.summary import ranking_text, sweep_monitor
+
+from compare_sections import (LR_MODES, OPTIMIZERS, REMEDIES, imbalance_overrides, imbalance_section,
+                              optimizer_overrides, optimizers_section)
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_ACC, TEST_NLL, TEST_ECE = result_key(TEST, ACC), result_key(TEST, NLL), result_key(TEST, ECE)
@@ -36,7 +45,8 @@ TEST_ACC, TEST_NLL, TEST_ECE = result_key(TEST, ACC), result_key(TEST, NLL), res
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--losses", default="ce,nll,bce,mse,l1", help="loss options, comma-separated")
+    parser.add_argument("--losses", default="ce,nll,bce,mse,l1",
+                        help="loss options, comma-separated, or none to leave out the loss sweeps")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per loss: seed=range(N)")
     parser.add_argument("--lr", default="auto",
                         help="optimizer.lr for every job: auto (each job's range test picks it), a number, or "
@@ -44,13 +54,23 @@ def parse_args(argv):
     parser.add_argument("--noisy", default="data.label_noise=0.4",
                         help="the override of the second sweep, or none to run only the first")
     parser.add_argument("--set", dest="extra", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="more overrides for both sweeps (e.g. trainer.epochs=5)")
+                        help="more overrides for every sweep (e.g. trainer.epochs=5: the optimizer and imbalance "
+                             "sweeps keep their own --optimizer-epochs and --imbalance-epochs)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "compare.md", help="the page to write")
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the sweeps go (default outputs/compare/DATE_TIME); must not exist unless --reuse")
     parser.add_argument("--reuse", action="store_true", help="write the page from the sweeps already in --runs")
     parser.add_argument("--no-regression", dest="regression", action="store_false",
                         help="leave out the regression sweeps (mse, l1, huber, msle on outliers, a heavy tail, diabetes)")
+    parser.add_argument("--optimizers", default=OPTIMIZERS, help="the optimizers of the learning-rate section")
+    parser.add_argument("--optimizer-epochs", type=int, default=5, help="their trainer.epochs (not --set's)")
+    parser.add_argument("--no-optimizers", dest="optimizer_section", action="store_false",
+                        help="leave out the optimizers at their default rate, at auto and at tune")
+    parser.add_argument("--remedies", default=REMEDIES,
+                        help="the imbalanced-data sweep's grid of remedies, space-separated overrides")
+    parser.add_argument("--imbalance-epochs", type=int, default=30, help="its trainer.epochs (not --set's)")
+    parser.add_argument("--no-imbalance", dest="imbalance", action="store_false",
+                        help="leave out the imbalanced-data sweep")
     return parser.parse_args(argv)
 
 
@@ -111,23 +131,36 @@ def epochs_text(group):
     return f"{found:.1f}" + (f" ({group.never} of {len(group.done)} seeds never)" if group.never else "")
 
 
+def versus_text(group, summary):
+    """A group against the best, in words: the difference (or ratio) and its interval, the seeds the best won, the
+    test and its Holm-adjusted p."""
+    found, ranking = group.comparison, sweep_monitor(summary.jobs)
+    if found is None or found.difference is None:
+        return f"`{short_name(group)}` –"
+    column = next(column for column in COLUMNS if column.key == ranking.best_key)
+    wins = f", best ahead in {found.wins} of {found.pairs} seeds" if found.wins is not None else ""
+    test = f"; {found.test}, p={found.p_holm:.2g}: {group.verdict}" if found.p_holm is not None else "; not tested"
+    return f"`{short_name(group)}` {difference_text(group, column.fmt)}{wins}{test}"
+
+
+def short_name(group):
+    return group.name.removeprefix("loss=")
+
+
 def ranking_paragraph(summary):
-    """Who is on top, who is tied with it, who is not: the seed table's verdicts in words."""
+    """Who is on top, and every other group against it: the seed table's comparisons in words."""
     top = summary.groups[0]
-    tied = [g for g in summary.groups if g.verdict == "tied"]
-    worse = [g for g in summary.groups if g.verdict == "worse"]
-    untested = [g for g in summary.groups if g.verdict is None]
     best = sweep_monitor(summary.jobs)
     if best is BEST:
         standing = (f"the best mean validation accuracy ({fmt(mean(top, BEST.best_key), '{:.4f}')}, test accuracy "
                     f"{fmt(mean(top, TEST_ACC), '{:.4f}')})")
     else:
         standing = f"the {ranking_text(best)} ({fmt(mean(top, best.best_key), '{:.4g}')})"
-    text = (f"`{top.name}` has {standing}. Statistically tied with it (Welch's t-test, "
-            f"p ≥ 0.05): {names(tied)}. Below it beyond the seeds' noise (p < 0.05): {names(worse)}.")
-    if untested:
-        text += f" Too few finished seeds to test: {names(untested)}."
-    return text
+    others = [versus_text(group, summary) for group in summary.groups[1:]]
+    worse = [g for g in summary.groups if g.verdict == "worse"]
+    return (f"`{top.name}` has {standing}. Against it, seed by seed ({'ratio' if best.compared_by_ratio else 'difference'}"
+            f" to the best, its range or interval, Holm-adjusted p): {'; '.join(others) or 'no other group'}. Below "
+            f"it beyond the seeds' noise after the correction: {names(worse)}.")
 
 
 def ce_nll_paragraph(groups):
@@ -256,11 +289,14 @@ def names_of(losses):
 # --- the page -------------------------------------------------------------------------------------------------
 
 def setup_line(summary):
-    """What every job shared, read from the first job's composed config and Hydra's choices."""
+    """What every job shared, read from the first job's composed config and Hydra's choices (the groups the sweep
+    varies left out)."""
     job_dir = summary.sweep_dir / summary.jobs[0].name / ".hydra"
     config = yaml.safe_load((job_dir / "config.yaml").read_text())
     choices = yaml.safe_load((job_dir / "hydra.yaml").read_text())["hydra"]["runtime"]["choices"]
-    picked = ", ".join(f"{group}={choices[group]}" for group in ("data", "model", "optimizer", "scheduler"))
+    varied = {override_key(o) for job in summary.jobs for o in job.overrides if o not in summary.common}
+    picked = ", ".join(f"{group}={choices[group]}" for group in ("data", "model", "loss", "optimizer", "scheduler")
+                       if group not in varied)
     wall = sum(job.wall_time_s or 0 for job in summary.jobs)
     return (f"Every job: {picked}, {config['trainer']['epochs']} epochs, batch size {config['data']['batch_size']}; "
             f"{len(summary.jobs)} jobs trained for {wall / 60:.1f} min in all on trainer.device="
@@ -290,7 +326,7 @@ def sweep_section(title, summary, pictures):
     lines = [f"## {title}", "", f"```bash\n{command}\n```", "", setup_line(summary), ""]
     lines += [*target_line(summary), group_table(summary), "", ranking_paragraph(summary), ""]
     if CURVES in pictures:
-        lines += [f"![curves: mean over seeds with a 95% band]({pictures[CURVES]})", ""]
+        lines += [f"![curves: each seed thin, the mean bold, a band that stays in range]({pictures[CURVES]})", ""]
     if RELIABILITY in pictures:
         lines += [f"![reliability diagram of each loss, seeds merged]({pictures[RELIABILITY]})", ""]
     paragraphs = [lr_paragraph(groups), ce_nll_paragraph(groups), gradient_paragraph(groups, summary.target_acc),
@@ -353,25 +389,38 @@ def regression_sections(runs, pictures_dir):
     return lines
 
 
-def page(runs, *, pictures_dir, argv):
-    """The whole of docs/compare.md, from the sweeps in `runs` (clean/, and noisy/ when it was run)."""
+def page(runs, *, pictures_dir, argv, args):
+    """The whole of docs/compare.md, from the sweeps in `runs` (clean/, and the others when they were run)."""
     sweeps = {name: read_summary(runs / name) for name in ("clean", "noisy") if (runs / name / "summary.md").is_file()}
-    clean = sweeps["clean"]
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
-    seeds = max(len(group.jobs) for group in clean.groups)
     lines = ["# Which loss is better, and by how much: a worked comparison", "",
              "<!-- generated by scripts/compare.py from real runs: do not edit by hand, rerun it -->", "",
              f"Generated on {datetime.now():%Y-%m-%d} by `{' '.join(['python scripts/compare.py', *argv])}` "
-             f"(losslab {commit.stdout.strip() or '?'}, torch {torch.__version__}). Each loss trains with {seeds} "
-             "seeds; a seed changes the data split, the initialisation and the batch order, so the spread over "
-             "seeds is the noise any single run carries.", "", "How to read the tables: " + GROUPS_EXPLAINED, ""]
-    lines += sweep_section("Clean labels", clean, copy_pictures(clean, pictures_dir, "clean"))
-    if "noisy" in sweeps:
+             f"(losslab {commit.stdout.strip() or '?'}, torch {torch.__version__}). Every configuration trains with "
+             f"{args.seeds} seeds; a seed changes the data split, the initialisation and the batch order, so the spread "
+             "over seeds is the noise any single run carries.", "", "How to read the tables: " + GROUPS_EXPLAINED, ""]
+    clean = sweeps.get("clean")
+    if clean is not None:
+        lines += sweep_section("Clean labels", clean, copy_pictures(clean, pictures_dir, "clean"))
+    if clean is not None and "noisy" in sweeps:
         noisy = sweeps["noisy"]
         lines += sweep_section(f"With `{condition_of(clean, noisy)}`", noisy, copy_pictures(noisy, pictures_dir, "noisy"))
         lines += comparison_section(clean, noisy)
     lines += regression_sections(runs, pictures_dir)
+    lines += optimizers_section(runs, args, describe=setup_line)
+    imbalance = (runs / "imbalance" / "summary.md").is_file()
+    lines += imbalance_section(runs, copy_pictures(read_summary(runs / "imbalance"), pictures_dir, "imbalance").get(
+        CURVES) if imbalance else None, describe=setup_line)
     return "\n".join(lines)
+
+
+def more_sweeps(args):
+    """(folder, overrides) of the sweeps after the clean and noisy ones: regression, optimizers, imbalance."""
+    sweeps = [(name, regression_overrides(args, overrides, losses)) for name, _, overrides, losses, _ in REGRESSION
+              if args.regression]
+    if args.optimizer_section:
+        sweeps += [(f"optimizers_{mode}", optimizer_overrides(args, lr)) for mode, _, lr in LR_MODES]
+    return sweeps + ([("imbalance", imbalance_overrides(args))] if args.imbalance else [])
 
 
 def command_line(argv):
@@ -388,18 +437,19 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     runs = (args.runs or Path("outputs") / "compare" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}").resolve()
-    conditions = {"clean": []} | ({} if args.noisy == "none" else {"noisy": [args.noisy]})
+    conditions = ({} if args.losses == "none" else {"clean": []} | ({} if args.noisy == "none" else
+                                                                    {"noisy": [args.noisy]}))
     if not args.reuse:
         if runs.exists():
             sys.exit(f"error: --runs {runs} exists: pass a new folder, or --reuse to write the page from its sweeps")
         runs.mkdir(parents=True)
         for name, condition in conditions.items():
             run_sweep(runs / name, sweep_overrides(args, condition))
-    for name, _, overrides, losses, _ in REGRESSION:  # also with --reuse: sweeps a folder does not have yet
-        if args.regression and not (runs / name).exists():
-            run_sweep(runs / name, regression_overrides(args, overrides, losses))
+    for name, overrides in more_sweeps(args):  # also with --reuse: sweeps a folder does not have yet
+        if not (runs / name).exists():
+            run_sweep(runs / name, overrides)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(page(runs, pictures_dir=args.out.parent / args.out.stem, argv=command_line(argv)))
+    args.out.write_text(page(runs, pictures_dir=args.out.parent / args.out.stem, argv=command_line(argv), args=args))
     print(f"wrote {args.out} from the sweeps in {runs}")
     return 0
 

@@ -38,7 +38,7 @@ def test_override_key_strips_the_add_and_delete_prefixes():
     (["mode=eval"], "mode=eval needs a checkpoint: add ckpt_path="),
     (["mode=eval", "ckpt_path=/nowhere/best.pt"], "ckpt_path=/nowhere/best.pt does not exist"),
     (["mode=fit"], "mode=fit is not known: use one of mode=train, mode=eval, mode=lr_find"),
-    (["optimizer.lr=fast"], "optimizer.lr=fast is invalid: the learning rate must be a number > 0 or auto"),
+    (["optimizer.lr=fast"], "optimizer.lr=fast is invalid: the learning rate must be a number > 0, auto or tune"),
     (["lr_find.steps=-5"], "lr_find.steps=-5 is invalid"),
     (["lr_find.min_lr=0"], "lr_find.min_lr=0 is invalid"),
     (["lr_find.min_lr=1", "lr_find.max_lr=0.5"], "lr_find.max_lr=0.5 is invalid: the range test ends at a rate above "

@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from trainer.metrics import (ACC, BEST, BRIER, CALIBRATION, ECE, ECE_BINS, GRAD_NORM_MAX, GRAD_NORM_MEAN,
-                             GRAD_NORM_STEP, LOSS, MAX_GRAD_NORM, MONITORABLE, NLL, TEST, VAL, Monitor, result_key, tag)
+from trainer.metrics import (ACC, BALANCED_ACC, BEST, BRIER, CALIBRATION, ECE, ECE_BINS, GRAD_NORM_MAX,
+                             GRAD_NORM_MEAN, GRAD_NORM_STEP, LOSS, MACRO_F1, MAX_GRAD_NORM, MONITORABLE, NLL, TEST, VAL,
+                             Monitor, monitor_for, per_class_tags, recorded_monitor, result_key, tag)
 from trainer.metrics.running import RunningMetrics
-from trainer.metrics.scores import per_class_accuracy
+from trainer.metrics.scores import balanced_accuracy, macro_f1, per_class_accuracy
 from trainer.run.divergence import NonFinite, check_finite, weights_are_finite
 
 LOG_SOFTMAX = lambda logits: logits.log_softmax(dim=1)
@@ -23,6 +24,8 @@ def test_names_are_spelled_once_for_tensorboard_history_and_metrics_json():
     assert (GRAD_NORM_STEP, GRAD_NORM_MEAN, GRAD_NORM_MAX) == (
         "grad_norm/train_step", "grad_norm/train_mean", "grad_norm/train_max")
     assert MAX_GRAD_NORM == "train/grad_norm_max"
+    assert (tag(BALANCED_ACC, VAL), result_key(TEST, MACRO_F1)) == ("balanced_acc/val", "test/macro_f1")
+    assert per_class_tags(VAL, [0.5, None, 1.0]) == {"per_class_acc/val/0": 0.5, "per_class_acc/val/2": 1.0}
 
 
 def test_the_monitor_improves_in_its_direction_and_always_on_the_first_value():
@@ -74,6 +77,33 @@ def test_confusion_matrix_counts_true_against_predicted_over_batches():
 def test_per_class_accuracy_is_each_rows_diagonal_share_and_none_for_an_absent_class():
     confusion = torch.tensor([[1, 0, 0], [1, 1, 1], [0, 0, 0]])
     assert per_class_accuracy(confusion) == [1.0, pytest.approx(1 / 3), None]
+
+
+def test_balanced_accuracy_and_macro_f1_of_a_confusion_matrix_are_scikit_learns():
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    generator = torch.Generator().manual_seed(0)
+    # a majority class, a minority class, a class never predicted and a class with no true sample but predicted
+    true = torch.cat([torch.zeros(40), torch.ones(6), torch.full((5,), 2)]).long()
+    predicted = torch.where(torch.rand(51, generator=generator) < 0.7, true, torch.randint(0, 4, (51,),
+                                                                                            generator=generator))
+    predicted[true == 2] = 0  # class 2 is never predicted right
+    metrics = RunningMetrics("cpu", confusion=True)
+    metrics.update(torch.tensor(1.0), torch.eye(4)[predicted], true)
+    result = metrics.compute()
+    assert result[BALANCED_ACC] == pytest.approx(balanced_accuracy_score(true, predicted))
+    assert result[MACRO_F1] == pytest.approx(f1_score(true, predicted, average="macro", zero_division=0))
+    assert balanced_accuracy(torch.tensor([[9, 1], [1, 1]])) == pytest.approx((0.9 + 0.5) / 2)
+    assert macro_f1(torch.tensor([[9, 1], [1, 1]])) == pytest.approx((18 / 20 + 2 / 4) / 2)
+
+
+def test_what_best_means_follows_data_best_for_either_task():
+    assert monitor_for({"task": "classification"}) is BEST and monitor_for({"best": "acc"}) is BEST
+    assert monitor_for({"best": BALANCED_ACC}) == Monitor(metric=BALANCED_ACC)
+    assert monitor_for({"best": MACRO_F1}).best_key == "best/val_macro_f1"
+    assert monitor_for({"task": "regression"}) == Monitor(metric="rmse", higher_is_better=False)
+    assert monitor_for({"task": "regression", "best": "r2"}).higher_is_better
+    assert recorded_monitor({"best/val_balanced_acc": 0.5}) == Monitor(metric=BALANCED_ACC)
 
 
 def test_one_divergence_check_for_losses_and_weights():

@@ -1,5 +1,5 @@
-"""The learning-rate range test (mode=lr_find) and optimizer.lr=auto: the curve, the valley rule, the early stop, the
-files it writes, and a run at `auto` that is bit-identical to a run at the rate it chose."""
+"""The learning-rate range test (mode=lr_find) and optimizer.lr=auto: the curve, the middle-of-the-fall rule, the early
+stop, the files it writes, and a run at `auto` that is bit-identical to a run at the rate it chose."""
 import json
 import math
 import os
@@ -15,19 +15,24 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from tests.conftest import REPO, TINY, compose_config, learned, run
 from trainer.errors import UserError
-from trainer.run.lr_find import Smoothed, valley
+from trainer.run.lr_find import Smoothed, middle_of_fall, suggest
 
 
-def test_valley_is_halfway_along_the_longest_stretch_of_falling_loss():
-    # flat, then falling from 3 to 1 over 30 points, then rising: the longest decreasing subsequence is one flat
-    # point and the 29 falling ones after it, ending at index 39; fastai's rule: start 39 - 30 = 9, a third of the
-    # length is 10, so 9 + 10 + 5
-    losses = np.array([3.0] * 10 + list(np.linspace(3, 1, 30)) + list(np.linspace(1.5, 5, 10)))
-    assert valley(losses) == 24 and 1 < losses[24] < 3
+def test_the_suggestion_is_the_first_rate_half_the_way_down_the_fall_whatever_the_flat_start():
+    # flat at 3, falling to 1 over 20 rates, a noisy floor, then the blow-up: halfway down is the loss 2
+    fall = [3.0] * 30 + list(np.linspace(3, 1, 20)) + [1.0, 1.1, 1.02, 1.05] * 5 + [1.5, 3, 9]
+    rates = [10 ** (-7 + i / 10) for i in range(len(fall))]
+    # halfway from 3 down to 1 is 2: the fall's 10th point (1.947) is the first at or below it, the 9th is 2.05
+    assert middle_of_fall(list(zip(rates, fall))) == pytest.approx(rates[40])
+    # a longer flat start (a lower lr_find.min_lr) or a floor whose lowest point moves does not move it
+    longer = [3.0] * 30 + fall
+    assert middle_of_fall(list(zip([10 ** (-10 + i / 10) for i in range(len(longer))], longer))) == pytest.approx(
+        rates[40])
+    assert suggest(rates, fall) == float(f"{rates[40]:.2g}")
 
 
-def test_valley_of_a_loss_that_never_falls_is_the_first_point():
-    assert valley(np.linspace(1, 2, 20)) == 0
+def test_a_loss_that_never_falls_suggests_the_first_rate_it_reads():
+    assert middle_of_fall([(1e-3, 1.0), (1e-2, 1.5), (1e-1, 2.0)]) == 1e-3
 
 
 def test_the_smoothed_loss_is_a_bias_corrected_average_that_diverges_at_four_times_its_best():
@@ -49,7 +54,7 @@ def test_mode_lr_find_writes_the_curve_and_prints_the_suggestion_and_the_command
     rates = stored["rates"]
     assert rates[0] == pytest.approx(1e-5) and len(rates) <= 40 and len(stored["losses"]) == len(rates)
     assert np.allclose(np.diff(np.log(rates)), math.log(1e5) / 39)  # exponential: a constant factor per batch
-    assert 1e-5 <= stored["suggestion"] <= 1 and "valley" in stored["rule"]
+    assert 1e-5 <= stored["suggestion"] <= 1 and "middle of the fall" in stored["rule"]
     assert (tmp_path / "lr_find.png").stat().st_size > 0
     printed = capsys.readouterr().out
     command = re.search(r"to train at it: (train .*)", printed).group(1)
@@ -61,10 +66,18 @@ def test_mode_lr_find_writes_the_curve_and_prints_the_suggestion_and_the_command
 
 def test_the_test_stops_once_the_smoothed_loss_has_diverged(tmp_path):
     # noisy data: a loss that cannot reach 0, so too large a rate shows
-    result = run([*TINY, "data.source.noise=3", "mode=lr_find", "optimizer=sgd", "lr_find.max_lr=1e4",
+    result = run([*TINY, "data.source.noise=3", "mode=lr_find", "optimizer=sgd", "lr_find.max_lr=1e8",
                   "lr_find.steps=200"], tmp_path)
     assert len(result["rates"]) < 200 and "diverged" in result["stopped"]
     assert result["suggestion"] < result["rates"][-1]
+
+
+@pytest.mark.parametrize("lr", ["mode=lr_find", "optimizer.lr=auto"])
+def test_rprop_whose_rate_is_only_its_first_step_gets_one_sentence(lr, tmp_path):
+    with pytest.raises(UserError, match=r"^the learning-rate range test means nothing for torch.optim.Rprop: its rate is "
+                                        r"only the first step size, .* use optimizer.lr=tune"):
+        run([*TINY, "optimizer=rprop", lr], tmp_path)
+    assert not (tmp_path / "lr_find.json").exists()
 
 
 @pytest.mark.parametrize("lr", ["mode=lr_find", "optimizer.lr=auto"])

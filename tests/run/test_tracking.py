@@ -100,4 +100,5 @@ def test_a_run_logs_the_test_images_once_as_its_pngs_and_writes_per_class_accura
         assert imread(io.BytesIO(image.encoded_image_string)).shape[:2] == (image.height, image.width)
     assert {"acc/test", "loss/test", "nll/test", "brier/test", "ece/test", "best/val_acc"} <= set(
         logged.Tags()["scalars"])
+    assert {"balanced_acc/test", "macro_f1/test", "per_class_acc/test/0"} <= set(logged.Tags()["scalars"])
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["checkpoints"]  # no extra TensorBoard sub-run

@@ -27,22 +27,24 @@ def test_the_default_run_learns_digits_and_writes_every_output(tmp_path):
     assert metrics["test/acc"] > 0.8  # chance is 0.1
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
     stored = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(stored) == {"test/acc", "test/loss", "test/nll", "test/brier", "test/ece", "test/calibration",
-                           "best/val_acc", "best/epoch", "epochs", "train/loss", "train/grad_norm_max",
-                           "test/per_class_acc", "wall_time_s", "history"}
+    assert set(stored) == {"test/acc", "test/balanced_acc", "test/macro_f1", "test/loss", "test/nll", "test/brier",
+                           "test/ece", "test/calibration", "best/val_acc", "best/epoch", "epochs", "train/loss",
+                           "train/grad_norm_max", "test/per_class_acc", "wall_time_s", "history"}
     assert stored["epochs"] == 3 and len(stored["history"]) == 3 and stored["test/acc"] == metrics["test/acc"]
     assert stored["best/val_acc"] == max(row["acc/val"] for row in stored["history"])
     assert stored["train/loss"] == stored["history"][-1]["loss/train"]
-    assert set(stored["history"][0]) == {"epoch", "loss/train", "acc/train", "loss/val", "acc/val", "nll/val",
-                                         "brier/val", "ece/val", "lr", "grad_norm/train_mean", "grad_norm/train_max",
-                                         "perf/samples_per_s", "perf/epoch_s"}
+    assert set(stored["history"][0]) == {"epoch", "loss/train", "acc/train", "loss/val", "acc/val", "balanced_acc/val",
+                                         "macro_f1/val", "nll/val", "brier/val", "ece/val", "lr",
+                                         "grad_norm/train_mean", "grad_norm/train_max", "perf/samples_per_s",
+                                         "perf/epoch_s"}
     # 1257 training images a pass; an epoch's seconds hold its training steps and its validation
     assert all(0 < 1257 / row["perf/samples_per_s"] < row["perf/epoch_s"] for row in stored["history"])
     assert stored["train/grad_norm_max"] == max(row["grad_norm/train_max"] for row in stored["history"]) > 0
     assert {"loss/train", "loss/val", "acc/train", "acc/val", "nll/val", "brier/val", "ece/val", "lr",
             "grad_norm/train_mean", "grad_norm/train_max", "loss/train_step", "grad_norm/train_step", "loss/test",
             "acc/test", "nll/test", "brier/test", "ece/test", "best/val_acc", "perf/samples_per_s", "perf/epoch_s",
-            "epoch"} <= scalar_tags(tmp_path)
+            "epoch", "balanced_acc/val", "macro_f1/test", "per_class_acc/val/0", "per_class_acc/test/9"
+            } <= scalar_tags(tmp_path)
     assert {"reliability.png", "top_losses.png", "top_losses.csv"} <= {p.name for p in tmp_path.iterdir()}
 
 

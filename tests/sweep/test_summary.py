@@ -26,7 +26,8 @@ def make_job(sweep_dir, num, overrides, status="done", best_val=None, test_acc=N
              history=((1.0, 0.5), (0.8, 0.6)), **metrics):
     """A job dir as a real sweep leaves it: .hydra/overrides.yaml, .hydra/hydra.yaml (job num), status.json
     and, for a finished job, metrics.json. `status=None` is a job that never finished (no status.json). `history`
-    holds (val loss, val acc) per epoch; `metrics` adds metrics.json keys (the newer metrics), by name."""
+    holds (val loss, val acc) per epoch; `metrics` adds metrics.json keys (the newer metrics, or a regression's
+    best instead of best_val), by name."""
     job_dir = Path(sweep_dir) / ",".join(overrides)
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
@@ -35,8 +36,9 @@ def make_job(sweep_dir, num, overrides, status="done", best_val=None, test_acc=N
         write_status(job_dir, wall, None if status == "done" else RuntimeError(error))
     if status == "done":
         rows = [{"epoch": i + 1, tag(LOSS, VAL): loss, tag(ACC, VAL): acc} for i, (loss, acc) in enumerate(history)]
-        values = {BEST.best_key: best_val, BEST_EPOCH: 2, result_key(TEST, ACC): test_acc,
-                  result_key(TEST, LOSS): 0.5, result_key(TRAIN, LOSS): 0.4, EPOCHS: 2, HISTORY: rows, **metrics}
+        values = {**({} if best_val is None else {BEST.best_key: best_val}), BEST_EPOCH: 2,
+                  result_key(TEST, ACC): test_acc, result_key(TEST, LOSS): 0.5, result_key(TRAIN, LOSS): 0.4, EPOCHS: 2,
+                  HISTORY: rows, **metrics}
         (job_dir / "metrics.json").write_text(json.dumps(values))
     return job_dir
 
@@ -180,39 +182,51 @@ def seed_sweep(tmp_path):
     return tmp_path
 
 
-def test_seed_groups_get_the_mean_and_its_95_percent_student_t_interval(seed_sweep):
+def test_seed_groups_get_the_mean_and_the_range_of_their_seeds_below_five(seed_sweep):
     text, _ = summarize(seed_sweep)
     rows = {row[1]: dict(zip(header(text, "## Seed groups"), row)) for row in table_rows(text, "## Seed groups")}
-    # nll: mean 0.96, sample std 0.01, t(0.975, df=2) = 4.3027: 4.3027 x 0.01 / sqrt(3) = 0.0248
-    assert rows["loss=nll"]["best val acc"] == "0.9600 ± 0.0248"
-    assert rows["loss=ce"]["best val acc"] == "0.8500 ± 0.1242"  # std 0.05
+    assert rows["loss=nll"]["best val acc"] == "0.9600 [0.9500, 0.9700]"  # the mean, the lowest and highest seed
+    assert rows["loss=ce"]["best val acc"] == "0.8500 [0.8000, 0.9000]"
+    assert rows["loss=nll"]["interval"] == "range of 3"
     assert (rows["loss=nll"]["runs done"], rows["loss=nll"]["seeds"]) == ("3/4", "0 1 2 3")  # the failed seed
     assert list(rows) == ["loss=nll", "loss=ce", "loss=mse"]
-    assert "95% confidence interval of the mean over the seeds (Student's t" in text
+    assert "the range of the seeds' values" in text and "Holm" in text
     assert text.index("## Seed groups") < text.index("## Every job")
 
 
-def test_groups_tied_with_the_best_by_welchs_t_test_are_marked(seed_sweep):
+def test_groups_are_compared_with_the_best_by_seed_with_the_difference_the_wins_and_holms_p(seed_sweep):
+    from scipy import stats
+
     text, _ = summarize(seed_sweep)
-    verdicts = [row[4] for row in table_rows(text, "## Seed groups")]
-    # Welch: t = 3.737 with 2.16 degrees of freedom, p = 0.0574 >= 0.05, although the means differ by 0.11;
-    # mse: t = 55.1 with 4 degrees of freedom
-    assert verdicts == ["best", "tied (p=0.057)", "worse (p=6.5e-07)"]
-    assert "Welch's t-test cannot tell" in text
+    rows = {row[1]: dict(zip(header(text, "## Seed groups"), row)) for row in table_rows(text, "## Seed groups")}
+    nll, ce, mse = (0.95, 0.97, 0.96), (0.80, 0.90, 0.85), (0.50, 0.52, 0.51)  # seeds 0, 1, 2 (nll's 3 failed)
+    raw = [stats.ttest_rel(ce, nll).pvalue, stats.ttest_rel(mse, nll).pvalue]
+    holm = [max(raw[1] * 2, raw[0]), raw[1] * 2]  # mse has the smaller p: times 2; ce's then times 1, kept monotone
+    # nll won in every seed: the paired test separates ce (p = 0.041) where Welch's, blind to the seeds, did not
+    assert rows["loss=ce"]["vs best"] == f"worse (p={holm[0]:.2g})" == "worse (p=0.041)"
+    assert stats.ttest_ind(ce, nll, equal_var=False).pvalue == pytest.approx(0.0574, abs=1e-4)
+    assert rows["loss=mse"]["vs best"] == f"worse (p={holm[1]:.2g})"
+    assert (rows["loss=ce"]["test"], rows["loss=ce"]["best won"]) == ("paired t, 3 seeds", "3/3")
+    # per seed ce - nll: -0.15, -0.07, -0.11
+    assert rows["loss=ce"]["difference to best"] == "-0.1100 [-0.1500, -0.0700]"
+    assert rows["loss=nll"]["vs best"] == "best" and rows["loss=nll"]["best won"] == "–"
 
 
-def test_summary_groups_csv_holds_the_means_interval_bounds_n_and_p_values(seed_sweep):
+def test_summary_groups_csv_holds_the_means_interval_bounds_n_and_the_comparison(seed_sweep):
+    from scipy import stats
+
     summarize(seed_sweep)
     rows = {r["group"]: r for r in csv.DictReader((seed_sweep / "summary_groups.csv").open())}
     nll, ce = rows["loss=nll"], rows["loss=ce"]
     key = BEST.best_key
-    assert float(nll[f"{key} mean"]) == pytest.approx(0.96)
-    assert float(nll[f"{key} low"]) == pytest.approx(0.96 - 0.024841, abs=1e-6)
-    assert float(nll[f"{key} high"]) == pytest.approx(0.96 + 0.024841, abs=1e-6)
-    assert (nll[f"{key} n"], nll["runs"], nll["runs_done"], nll["vs_best"], nll["p_vs_best"]) == (
-        "3", "4", "3", "best", "")
-    assert float(ce["p_vs_best"]) == pytest.approx(0.0574328, abs=1e-6) and ce["vs_best"] == "tied"
-    assert rows["loss=mse"]["vs_best"] == "worse" and float(rows["loss=mse"]["p_vs_best"]) < 1e-4
+    assert [float(nll[f"{key} {part}"]) for part in ("mean", "low", "high")] == pytest.approx([0.96, 0.95, 0.97])
+    assert (nll[f"{key} n"], nll["runs"], nll["runs_done"], nll["vs_best"], nll["p_vs_best"], nll["test"]) == (
+        "3", "4", "3", "best", "", "")
+    assert float(ce["p_vs_best"]) == pytest.approx(stats.ttest_rel((0.80, 0.90, 0.85), (0.95, 0.97, 0.96)).pvalue)
+    assert float(ce["p_holm"]) == float(ce["p_vs_best"]) and ce["vs_best"] == "worse" and ce["test"] == "paired t"
+    assert [float(ce[f"difference {part}"]) for part in ("mean", "low", "high")] == pytest.approx([-0.11, -0.15, -0.07])
+    assert (ce["pairs"], ce["best_won"], ce["ratio"]) == ("3", "3", "False")
+    assert rows["loss=mse"]["vs_best"] == "worse" and float(rows["loss=mse"]["p_holm"]) < 0.05
 
 
 def test_identical_seeds_are_tied_and_a_single_seed_is_not_tested(tmp_path):
@@ -220,10 +234,13 @@ def test_identical_seeds_are_tied_and_a_single_seed_is_not_tested(tmp_path):
                                              ("mse", 0, 0.7)]):
         make_job(tmp_path, num, [f"loss={loss}", f"seed={seed}"], best_val=acc, test_acc=acc)
     text, _ = summarize(tmp_path)
-    rows = table_rows(text, "## Seed groups")
+    rows = [dict(zip(header(text, "## Seed groups"), row)) for row in table_rows(text, "## Seed groups")]
     # ce and nll compute one function, so their seeds agree exactly: no difference to find, p = 1
-    assert [(row[1], row[4]) for row in rows] == [("loss=ce", "best"), ("loss=nll", "tied (p=1)"), ("loss=mse", "–")]
-    assert rows[2][5] == "0.7000"  # one finished run: its value, no interval
+    assert [(row["overrides (all seeds)"], row["vs best"]) for row in rows] == [
+        ("loss=ce", "best"), ("loss=nll", "tied (p=1)"), ("loss=mse", "–")]
+    assert (rows[1]["difference to best"], rows[1]["best won"]) == ("+0.0000 [+0.0000, +0.0000]", "0/2")
+    assert rows[2]["best val acc"] == "0.7000" and rows[2]["interval"] == "one run"  # its value, no interval
+    assert rows[2]["test"] == "–"
 
 
 def test_epochs_to_target_of_a_group_averages_the_seeds_that_reached_it_and_counts_the_others(tmp_path):
@@ -232,23 +249,51 @@ def test_epochs_to_target_of_a_group_averages_the_seeds_that_reached_it_and_coun
         make_job(tmp_path, num, ["loss=ce", f"seed={seed}"], best_val=history[-1][1], test_acc=0.9, history=history)
     text, _ = summarize(tmp_path)
     [row] = table_rows(text, "## Seed groups")
-    assert dict(zip(header(text, "## Seed groups"), row))["epochs to target"] == "1.5 ± 6.4, never in 1"
+    assert dict(zip(header(text, "## Seed groups"), row))["epochs to target"] == "1.5 [1.0, 2.0], never in 1"
     [group] = csv.DictReader((tmp_path / "summary_groups.csv").open())
     assert (group["epochs_to_target mean"], group["epochs_to_target n"], group["epochs_to_target never"]) == (
         "1.5", "2", "1")
 
 
-def test_a_groups_curve_is_the_mean_over_its_seeds_with_the_interval_as_band():
+def test_a_groups_curve_is_the_mean_over_its_seeds_with_their_range_as_band_and_each_seeds_line():
     histories = [[{"epoch": 1, "acc/val": 0.5}, {"epoch": 2, "acc/val": 0.8}],
                  [{"epoch": 1, "acc/val": 0.7}, {"epoch": 2, "acc/val": 0.9}],
                  [{"epoch": 1, "acc/val": 0.6}]]  # a shorter run: epoch 2 has two seeds
-    epochs, means, lows, highs = group_curves(histories)["acc/val"]
-    assert epochs == [1, 2] and means == pytest.approx([0.6, 0.85])
-    # epoch 1: std 0.1, t(0.975, 2) 4.3027 / sqrt(3); epoch 2: std 0.0707, t(0.975, 1) 12.706 / sqrt(2)
-    assert [h - m for h, m in zip(highs, means)] == pytest.approx([0.248414, 0.635310], abs=1e-6)
-    assert [m - l for l, m in zip(lows, means)] == pytest.approx([0.248414, 0.635310], abs=1e-6)
-    [(_, _, one_low, _)] = [group_curves([histories[2]])["acc/val"]]
-    assert math.isnan(one_low[0])  # one run: no band
+    curve = group_curves(histories)["acc/val"]
+    assert curve.epochs == [1, 2] and curve.means == pytest.approx([0.6, 0.85])
+    assert curve.lows == pytest.approx([0.5, 0.8]) and curve.highs == pytest.approx([0.7, 0.9])
+    assert curve.runs == [([1, 2], [0.5, 0.8]), ([1, 2], [0.7, 0.9]), ([1], [0.6])] and not curve.log
+    assert math.isnan(group_curves([histories[2]])["acc/val"].lows[0])  # one run: no band
+
+
+def test_a_loss_curve_on_a_log_axis_has_the_geometric_mean_and_a_band_of_the_logs():
+    histories = [[{"epoch": 1, "loss/val": value}] for value in (0.01, 0.1, 1.0, 10.0, 100.0)]
+    curve = group_curves(histories, log_keys={"loss/val"})["loss/val"]
+    assert curve.log and curve.means == pytest.approx([1.0])  # exp(mean of the logs)
+    assert 0.01 <= curve.lows[0] < 1.0 < curve.highs[0] <= 100.0  # five seeds: a bootstrap interval of the logs
+
+
+def test_a_sweep_with_a_seed_that_failed_to_learn_prints_no_interval_outside_the_metrics_range(tmp_path):
+    # loss=l1 learns in two seeds and stays at chance in one: a Student-t interval ran from -0.38 to 1.68
+    for num, (loss, seed, acc, nll) in enumerate([("ce", 0, 0.97, 0.1), ("ce", 1, 0.98, 0.09), ("ce", 2, 0.96, 0.12),
+                                                  ("l1", 0, 0.95, 2.0), ("l1", 1, 0.10, 300.0), ("l1", 2, 0.90, 1.5)]):
+        make_job(tmp_path, num, [f"loss={loss}", f"seed={seed}"], best_val=acc, test_acc=acc,
+                 history=[(nll, acc / 2), (nll, acc)], **{result_key(TEST, NLL): nll, result_key(TEST, ECE): acc / 3})
+    text, _ = summarize(tmp_path)
+    rows = {row[1]: dict(zip(header(text, "## Seed groups"), row)) for row in table_rows(text, "## Seed groups")}
+    bounds = lambda cell: [float(x) for x in re.findall(r"-?\d+\.\d+", cell)]
+    for title, low, high in (("best val acc", 0, 1), ("test acc", 0, 1), ("test ECE", 0, 1), ("test NLL", 0, 1e9)):
+        assert all(low <= x <= high for row in rows.values() for x in bounds(row[title])), title
+    assert rows["loss=l1"]["best val acc"] == "0.6500 [0.1000, 0.9500]"
+    groups = csv.DictReader((tmp_path / "summary_groups.csv").open())
+    assert all(0 <= float(g[f"{BEST.best_key} {part}"]) <= 1 for g in groups for part in ("low", "high"))
+    # the bands of curves.png: validation accuracy in [0, 1], the validation loss (log axis) above 0
+    curves = group_curves([[{"epoch": 1, "acc/val": a, "loss/val": n}] for a, n in ((0.95, 2.0), (0.1, 300.0),
+                                                                                    (0.9, 1.5))],
+                          log_keys={"loss/val"})
+    assert 0 <= curves["acc/val"].lows[0] and curves["acc/val"].highs[0] <= 1
+    assert curves["loss/val"].lows[0] == pytest.approx(1.5) and curves["loss/val"].highs[0] == pytest.approx(300)
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
 def test_a_groups_seeds_merge_into_one_reliability_curve_by_count(tmp_path):
@@ -304,7 +349,8 @@ def test_summarize_script_takes_another_target(loss_sweep):
 
 def test_compare_script_runs_two_sweeps_through_the_cli_and_writes_the_page_from_them(tmp_path):
     out, runs = tmp_path / "docs" / "compare.md", tmp_path / "runs"
-    args = ["--no-regression", "--losses", "ce,nll", "--seeds", "2", "--lr", "0.05", "--noisy",
+    args = ["--no-regression", "--no-optimizers", "--no-imbalance", "--losses", "ce,nll", "--seeds", "2", "--lr", "0.05",
+            "--noisy",
             "data.source.noise=3.0", "--set", *TINY, "trainer.epochs=2", "--out", str(out), "--runs", str(runs)]
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "compare.py"), *args], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
@@ -313,7 +359,7 @@ def test_compare_script_runs_two_sweeps_through_the_cli_and_writes_the_page_from
     assert "## Clean labels" in page and "## With `data.source.noise=3.0`" in page and "## Clean against noisy" in page
     assert "train -m loss=ce,nll seed=range(2) optimizer.lr=0.05 data.source.noise=3.0" in page  # the command it ran
     for section in ("## Clean labels", "## With `data.source.noise=3.0`"):
-        verdicts = [(row[1], row[2], row[4]) for row in table_rows(page, section)]
+        verdicts = [(row[1], row[2], row[5]) for row in table_rows(page, section)]
         assert verdicts == [("loss=ce", "2/2", "best"), ("loss=nll", "2/2", "tied (p=1)")]
     # the prose states what the runs show: ce and nll are one function
     assert page.count("`nll` (the two written out) gave exactly the same test accuracy in every seed") == 2

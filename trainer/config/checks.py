@@ -19,23 +19,12 @@ def check_auto_or_bool(value: object, key: str) -> None:
         raise UserError(f"{key}={value} is not known: use auto, true or false")
 
 
-def check_lr_range(settings: DictConfig) -> None:
-    """The range test (mode=lr_find, optimizer.lr=auto) ends above where it starts; checked in every mode, so a typo
-    surfaces at once."""
+def check_lr_range(settings: DictConfig, key: str = "lr_find", what: str = "the range test") -> None:
+    """The range test (mode=lr_find, optimizer.lr=auto; `key` lr_find) or the search of optimizer.lr=tune (lr_tune)
+    ends above where it starts; checked in every mode, so a typo surfaces at once."""
     if settings.max_lr <= settings.min_lr:
-        raise UserError(f"lr_find.max_lr={settings.max_lr} is invalid: the range test ends at a rate above "
-                        f"lr_find.min_lr={settings.min_lr}, e.g. lr_find.max_lr=10")
-
-
-def _check_early_stopping(settings):
-    patience, min_delta = settings.get("patience"), settings.get("min_delta", 0.0)
-    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
-        raise UserError(f"trainer.early_stopping.patience={patience} is invalid: stop after a whole number of epochs "
-                        "without improvement, at least 1 (e.g. trainer.early_stopping.patience=3), or null to train "
-                        "every epoch")
-    if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < float("inf"):
-        raise UserError(f"trainer.early_stopping.min_delta={min_delta} is invalid: use a number >= 0, the improvement "
-                        "that counts in the metric's own units (e.g. 0.001)")
+        raise UserError(f"{key}.max_lr={settings.max_lr} is invalid: {what} ends at a rate above "
+                        f"{key}.min_lr={settings.min_lr}, e.g. {key}.max_lr=10")
 
 
 def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] = ()) -> None:
@@ -52,3 +41,5 @@ def validate(cfg: DictConfig, modes: Collection[str], overrides: Sequence[str] =
     # the checkpoint's own model and loss, so the command line's are not used (and refused if typed)
     check_values(cfg, skip=("model", "loss") if cfg.mode in CHECKPOINT_MODES else ())
     check_lr_range(cfg.lr_find)
+    if "lr_tune" in cfg:
+        check_lr_range(cfg.lr_tune, "lr_tune", "the search")

@@ -133,7 +133,17 @@ VALUES: dict[str, dict[str, Rule | tuple[Rule, ...]]] = {
         "max_lr": Rule("the range test's last rate", 10, **POSITIVE),
         "steps": whole("the range test's number of batches", 100, low=10),
     },
+    "lr_tune": {
+        "trials": whole("the search's number of trials", 8, low=1),
+        "epochs": whole("the epochs a trial may train (null: trainer.epochs)", 3, low=1, also=(None,)),
+        "min_lr": Rule("the search's lowest rate", 1e-5, **POSITIVE),
+        "max_lr": Rule("the search's highest rate", 10, **POSITIVE),
+        "start_at_default": switch(),
+    },
     "data": {
+        "imbalance": Rule("the fraction of its training samples the last class keeps (the first keeps all)", 0.01,
+                          low=0, open_low=True, high=1, also=(None,)),
+        "sampler": choice("the training split's sampler", "balanced", also=(None,)),
         "batch_size": whole("the batch size", 64, low=1),
         "num_workers": whole("the number of loader processes", 0, low=0),
         "label_noise": Rule("the fraction of training labels to replace", 0.4, **FRACTION),
@@ -173,7 +183,7 @@ VALUES: dict[str, dict[str, Rule | tuple[Rule, ...]]] = {
         "gamma": Rule("the focal loss's gamma", 2.0, low=0),
     },
     "optimizer": {
-        "lr": Rule("the learning rate", 0.001, **POSITIVE, also=(AUTO,)),
+        "lr": Rule("the learning rate", 0.001, **POSITIVE, also=(AUTO, "tune")),
         "momentum": Rule("the momentum", 0.9, **FRACTION),
         "weight_decay": Rule("the weight decay", 0.01, low=0),
         "betas": Rule("Adam's betas", "[0.9,0.999]", **FRACTION, items=2),

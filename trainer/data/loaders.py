@@ -17,14 +17,16 @@ class TensorLoader:
     more than a small model's whole step. On a GPU the tensors are moved there once, so a batch costs no copy.
     Under torchrun each rank serves every `world_size`-th sample of the (shared-seed) order, like a
     DistributedSampler; when shuffling (training) the order is padded by wrapping around so every rank takes the
-    same number of steps, which DistributedDataParallel needs; otherwise (evaluation) the split is exact.
+    same number of steps, which DistributedDataParallel needs; otherwise (evaluation) the split is exact. With
+    `weights` (data.sampler) a pass draws as many samples as the split has, with replacement, in proportion to them.
     """
 
-    def __init__(self, dataset, *, batch_size, shuffle, generator=None, device=None, rank=0, world_size=1):
+    def __init__(self, dataset, *, batch_size, shuffle, generator=None, device=None, rank=0, world_size=1,
+                 weights=None):
         self.tensors = tuple(t.to(device) for t in dataset.tensors) if device is not None else dataset.tensors
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = generator
+        self.shuffle = shuffle or weights is not None
+        self.generator, self.weights = generator, weights
         self.rank, self.world_size = rank, world_size
 
     def _num_samples(self):
@@ -41,7 +43,7 @@ class TensorLoader:
         n = len(self.tensors[0])
         if not self.shuffle and self.world_size == 1:
             return None
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = draw_order(n, self.generator, self.weights) if self.shuffle else torch.arange(n)
         if self.world_size > 1:
             if self.shuffle:
                 total = self._num_samples() * self.world_size
@@ -63,32 +65,47 @@ class TensorLoader:
                 yield [t[idx] for t in self.tensors]
 
 
-class Shuffle(Sampler):
-    """A random order of a split drawn as TensorLoader draws it (`randperm` from `generator`), for a DataLoader: a
-    split served from disk comes in the same order as the same split cached in memory. (A DataLoader's own
-    RandomSampler draws from the generator after the DataLoader has taken its workers' base seed from it.)"""
+def draw_order(n, generator, weights=None):
+    """One pass's order of a split of n samples: a permutation, or with `weights` n draws with replacement in
+    proportion to them (a WeightedRandomSampler's)."""
+    if weights is None:
+        return torch.randperm(n, generator=generator)
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
 
-    def __init__(self, size, generator):
-        self.size, self.generator = size, generator
+
+class Shuffle(Sampler):
+    """A random order of a split drawn as TensorLoader draws it (draw_order from `generator`), for a DataLoader: a
+    split served from disk comes in the same order as the same split cached in memory. (A DataLoader's own
+    RandomSampler draws from the generator after the DataLoader has taken its workers' base seed from it.) Under
+    torchrun (`rank` of `world_size`) each rank takes every world_size-th of the order, padded by wrapping around."""
+
+    def __init__(self, size, generator, weights=None, rank=0, world_size=1):
+        self.size, self.generator, self.weights = size, generator, weights
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self):
-        return self.size
+        return -(-self.size // self.world_size)
 
     def __iter__(self):
-        return iter(torch.randperm(self.size, generator=self.generator).tolist())
+        order = draw_order(self.size, self.generator, self.weights)
+        order = order.repeat(-(-len(self) * self.world_size // self.size))[:len(self) * self.world_size]
+        return iter(order[self.rank::self.world_size].tolist())
 
 
 def make_loader(dataset, *, batch_size, shuffle, num_workers=0, seed=0, pin_memory=False, device=None, rank=0,
-                world_size=1):
+                world_size=1, weights=None):
     """The loader for one split; shuffling order follows `seed` so a run is reproducible. In-memory tensors are
-    moved to a CUDA `device` once; `rank`/`world_size` shard the split for a torchrun run (trainer/runtime/distributed.py)."""
+    moved to a CUDA `device` once; `rank`/`world_size` shard the split for a torchrun run
+    (trainer/runtime/distributed.py); `weights` (one per sample: data.sampler) draw each pass with replacement."""
     generator = torch.Generator().manual_seed(seed)
     if isinstance(dataset, TensorDataset):
         on_gpu = device if device is not None and torch.device(device).type == "cuda" else None
         return TensorLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, device=on_gpu, rank=rank,
-                            world_size=world_size)
+                            world_size=world_size, weights=weights)
     sampler = Shuffle(len(dataset), torch.Generator().manual_seed(seed)) if shuffle else None
-    if world_size > 1:
+    if weights is not None:
+        sampler = Shuffle(len(dataset), torch.Generator().manual_seed(seed), weights, rank, world_size)
+    elif world_size > 1:
         # evaluation splits exactly (no sample twice); training pads so every rank takes as many steps
         sampler = (DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed) if shuffle
                    else range(rank, len(dataset), world_size))

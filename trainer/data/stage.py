@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from trainer.config import build
 from trainer.config.checks import check_auto_or_bool
 from trainer.config.values import check_values
+from trainer.data.balance import class_counts, with_imbalance
 from trainer.data.cache import cache_splits
 from trainer.data.labels import target_statistics, with_label_noise
 from trainer.data.normalization import channel_statistics, channel_values, normalized
@@ -16,19 +17,20 @@ from trainer.data.splits import (MIN_TO_STRATIFY, MapInputs, Splits, check_split
                                   count_classes, labels_of)
 from trainer.errors import UserError
 from trainer.logs import log
-from trainer.metrics import CLASSIFICATION
+from trainer.metrics import CLASSIFICATION, REGRESSION
 
 
 def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictConfig, Splits]:
     """The splits a run needs, and a copy of the config with what the data decided filled in (data.num_classes,
-    data.image_size and so data.shape, data.target_stats, data.mean and data.std). In order:
+    data.image_size and so data.shape, data.target_stats, data.mean and data.std, data.class_counts). In order:
 
     1. the data keys checked; the image size a pretrained model expects (before anything is decoded);
     2. the source builds its splits (`data.source`, seeded by `seed`) and says what it read from the data
        (`Splits.facts`: a table's task, split method, shape and fitted preprocessing); the class count; the splits
        checked;
-    3. a regression's target statistics (training only: evaluation keeps the checkpoint's);
-    4. data.cache, then data.normalize, then data.label_noise (training labels only), then the source's augmentation.
+    3. data.imbalance (training only); the samples per class logged; a regression's target statistics (training
+       only: evaluation keeps the checkpoint's);
+    4. data.cache, data.normalize, data.label_noise (training labels only), the class counts, the augmentation.
 
     `for_training=False` (mode=eval) prepares the test split alone. Only private random generators are used, so the
     model's initialisation that follows is the same whatever the data stage did.
@@ -42,12 +44,15 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     cfg = with_data_facts(cfg, image_size=expected_image_size(cfg, model_class))
     splits = build(cfg.data.source, "data", seed=cfg.seed)
     cfg = with_data_facts(cfg, **splits.facts)  # what the source read from the data (a table's task and columns)
+    check_balance(cfg.data)  # again: a table's task is known now
     classifies = cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION
     count = count_classes(cfg.data.num_classes, splits) if classifies else cfg.data.num_classes
     cfg = with_data_facts(cfg, num_classes=count, image_size=splits.image_size)
     names = ("train", "val", "test") if for_training else ("test",)
     check_splits(splits, names, classifies=classifies)
-    if classifies:
+    if classifies:  # data.imbalance long-tails the training split only
+        splits = with_imbalance(splits, cfg.data.get("imbalance") if for_training else None, num_classes=count,
+                                seed=cfg.seed)
         log_class_counts(splits, names, cfg.data.get("split", "random"))
     if not classifies and for_training:
         cfg = with_data_facts(cfg, target_stats=target_statistics(splits))
@@ -59,15 +64,16 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     if for_training:
         splits = with_label_noise(splits, cfg.data.get("label_noise", 0), num_classes=cfg.data.num_classes,
                                   seed=cfg.seed)
+        cfg = with_data_facts(cfg, class_counts=class_counts(splits.train, count) if classifies else None)
     return cfg, augmented(splits)
 
 
 def with_data_facts(cfg: DictConfig, **facts: object) -> DictConfig:
     """A copy of the config with what the data decided filled in where the config leaves it null: data.num_classes,
-    data.image_size (and so data.shape), data.mean and data.std, and what a source read from the data (a table's
-    data.task, data.split, data.shape and data.preprocessing). The model and loss configs read data.shape and
-    data.num_classes by interpolation, and checkpoints store the filled-in values. The caller's config is left as
-    it was."""
+    data.image_size (and so data.shape), data.mean and data.std, data.target_stats, data.class_counts, and what a
+    source read from the data (a table's data.task, data.split, data.shape and data.preprocessing). The model and
+    loss configs read them by interpolation, and checkpoints store the filled-in values. The caller's config is left
+    as it was."""
     missing = {key: value for key, value in facts.items() if value is not None and cfg.data.get(key, 0) is None}
     if not missing:
         return cfg
@@ -128,6 +134,7 @@ def normalization(cfg: DictConfig, splits: Splits, model_class: type | None
 def check_settings(cfg_data: DictConfig) -> None:
     """The data stage's keys, checked before any data is read; a mistake is one sentence naming the key."""
     check_values(cfg_data, under="data")  # every number and switch (trainer/config/values.py)
+    check_balance(cfg_data)
     if cfg_data.get("mean") is not None and not cfg_data.get("normalize", False):
         raise UserError(f"data.mean={cfg_data.mean} is set but data.normalize=false: set data.normalize=true to use "
                         "it, or data.mean=null data.std=null")
@@ -136,6 +143,16 @@ def check_settings(cfg_data: DictConfig) -> None:
                         "(null: the training split's statistics)")
     check_auto_or_bool(cfg_data.get("cache", False), "data.cache")
     check_split_fits_task(cfg_data.get("split", "random"), cfg_data.get("task", CLASSIFICATION))
+
+
+def check_balance(cfg_data: DictConfig) -> None:
+    """data.imbalance and data.sampler (their values: trainer/config/values.py) are made of classes: refused for
+    regression data (a table whose task its target decides is checked once the source has read it)."""
+    for key in ("imbalance", "sampler"):
+        value = cfg_data.get(key)
+        if value is not None and cfg_data.get("task") == REGRESSION:
+            raise UserError(f"data.{key}={value} is made of classes, and this is regression data (data.task="
+                            f"{cfg_data.task}): leave data.{key}=null")
 
 
 def augmented(splits: Splits) -> Splits:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.errors import UserError
+from trainer.losses.class_weights import class_weights
 from trainer.metrics import CLASSIFICATION, REGRESSION
 from trainer.metrics.running import RunningMetrics
 from trainer.metrics.scores import RegressionScores
@@ -62,7 +63,9 @@ class Objective(nn.Module):
 
     def __init__(self, criterion: nn.Module, input: str | None, target: str | None, num_classes: int,
                  probabilities: str = "softmax", *, task: str = CLASSIFICATION, regression: str | None = None,
-                 target_stats: dict | None = None, regression_criterion: nn.Module | None = None):
+                 target_stats: dict | None = None, regression_criterion: nn.Module | None = None,
+                 class_weights: str | None = None, class_weights_beta: float = 0.999,
+                 class_counts: list | None = None):
         super().__init__()
         for key, value, known in (("input", input, INPUTS), ("target", target, TARGETS),
                                   ("probabilities", probabilities, PROBABILITIES), ("regression", regression, SPACES)):
@@ -81,6 +84,17 @@ class Objective(nn.Module):
         else:
             self.to_input, self.to_target = INPUTS[input], TARGETS[target]
             self.log_probabilities = PROBABILITIES[probabilities]
+            if class_weights is not None:
+                self.weigh_classes(class_weights, class_weights_beta, class_counts)
+
+    def weigh_classes(self, scheme: str, beta: float, counts: list | None) -> None:
+        """loss.class_weights: the criterion's `weight` (a buffer: it moves with the objective) set to each class's
+        weight, computed from the training split's class counts (data.class_counts). Raises if the data stage did
+        not fill them in (a bug: it always does for classification)."""
+        if counts is None:
+            raise ValueError(f"loss.class_weights={scheme} needs the training split's data.class_counts")
+        self.criterion.weight = torch.tensor(class_weights(scheme, counts, beta), dtype=torch.float32)
+        self.class_weights_name = scheme
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The batch loss (a scalar): logits [batch, classes] (or outputs [batch, targets]) against labels [batch]
@@ -111,4 +125,5 @@ class Objective(nn.Module):
     def extra_repr(self):
         if self.task == REGRESSION:
             return f"task=regression, space={self.space_name}"
-        return f"input={self.input_name}, target={self.target_name}, probabilities={self.probabilities_name}"
+        weighted = f", class_weights={self.class_weights_name}" if hasattr(self, "class_weights_name") else ""
+        return f"input={self.input_name}, target={self.target_name}, probabilities={self.probabilities_name}{weighted}"

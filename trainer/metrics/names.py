@@ -32,7 +32,7 @@ def result_key(split: str, metric: str) -> str:
 # metrics.json keys besides result_key(...); STOPPED_EPOCH (with trainer.early_stopping.patience set): the epoch early
 # stopping ended the run at, null when it trained every epoch (also in status.json)
 EPOCHS, WALL_TIME, HISTORY, STOPPED_EPOCH = "epochs", "wall_time_s", "history", "stopped_epoch"
-PER_CLASS_ACC = result_key(TEST, "per_class_acc")
+PER_CLASS_ACC = result_key(TEST, "per_class_acc")  # each class's recall on the test split
 
 # Metrics that compare across losses, from the predicted class probabilities: the mean negative log-probability of
 # the true class, the Brier score, the expected calibration error (top-label, ECE_BINS equal-width bins).
@@ -42,8 +42,12 @@ CALIBRATION = result_key(TEST, "calibration")  # the test split's reliability bi
 # A regression's metrics, in the targets' own units: root mean squared error, mean absolute error, and R^2 (the
 # fraction of the targets' variance the predictions explain: 1 is perfect, 0 predicting the mean).
 RMSE, MAE, R2 = "rmse", "mae", "r2"
+# Metrics that see the minority classes, from an evaluation's confusion matrix: balanced accuracy (the mean over the
+# classes of each class's recall) and macro-F1 (the mean over the classes of each class's F1), as scikit-learn's
+# balanced_accuracy_score and f1_score(average="macro") define them; and each class's recall, PER_CLASS.
+BALANCED_ACC, MACRO_F1, PER_CLASS = "balanced_acc", "macro_f1", "per_class_acc"
 # what a pass reports under its split's tags (tag(metric, split)): training passes have the first two
-PASS_METRICS = (LOSS, ACC, NLL, BRIER, ECE, RMSE, MAE, R2)
+PASS_METRICS = (LOSS, ACC, BALANCED_ACC, MACRO_F1, NLL, BRIER, ECE, RMSE, MAE, R2)
 
 
 def pass_tags(split: str, result: dict) -> dict:
@@ -58,6 +62,12 @@ def result_line(test: dict) -> str:
     return f"rmse {test[RMSE]:.4f}  mae {test[MAE]:.4f}  r2 {test[R2]:.4f}  loss {test[LOSS]:.4f}"
 
 
+def per_class_tags(split: str, recalls: list) -> dict:
+    """{"per_class_acc/val/0": ..., ...}: each class's recall under its TensorBoard tag (a class the split has no
+    sample of is left out)."""
+    return {f"{tag(PER_CLASS, split)}/{k}": recall for k, recall in enumerate(recalls) if recall is not None}
+
+
 def pass_results(split: str, result: dict) -> dict:
     """{"test/loss": ..., "test/acc": ..., ...}: a pass's results under their metrics.json keys."""
     return {result_key(split, metric): result[metric] for metric in PASS_METRICS if metric in result}
@@ -68,7 +78,15 @@ GRAD_NORM = "grad_norm"
 GRAD_NORM_STEP = tag(GRAD_NORM, "train_step")                      # TensorBoard, every log step
 GRAD_NORM_MEAN, GRAD_NORM_MAX = tag(GRAD_NORM, "train_mean"), tag(GRAD_NORM, "train_max")  # history, per epoch
 MAX_GRAD_NORM = result_key(TRAIN, "grad_norm_max")                # metrics.json: the run's largest
-CHOSEN_LR = "optimizer/lr"  # metrics.json, HParams, summary: the rate optimizer.lr=auto picked
+CHOSEN_LR = "optimizer/lr"  # metrics.json, HParams, summary: the rate optimizer.lr=auto or =tune picked
+# optimizer.lr=tune's budget: the epochs its trials may train in all (lr_tune.trials x their epochs), and the epochs
+# they did train (the pruner stops bad trials early)
+TUNE_BUDGET, TUNE_EPOCHS = "lr_tune/budget_epochs", "lr_tune/epochs_trained"
+
+
+# Metrics a reader compares as ratios ("2.8 times the RMSE"): errors and losses, > 0, each on a scale of its own. A
+# sweep compares its groups on them by the per-seed ratio and draws them on a log axis, with bands of the logarithms.
+RATIO_METRICS = (LOSS, NLL, RMSE, MAE)
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,10 @@ class Monitor:
     @property
     def tag(self) -> str:
         return tag(self.metric, self.split)  # "acc/val", the history key it reads
+
+    @property
+    def compared_by_ratio(self) -> bool:
+        return self.metric in RATIO_METRICS
 
     @property
     def best_key(self) -> str:
@@ -99,9 +121,12 @@ BEST_EPOCH = "best/epoch"
 CLASSIFICATION, REGRESSION = "classification", "regression"
 
 
-# every "best" a run can record: classification's validation accuracy, or a regression's data.best
+# what data.best may name for each task (the first is the default)
+BEST_METRICS = {CLASSIFICATION: (ACC, BALANCED_ACC, MACRO_F1), REGRESSION: (RMSE, MAE, R2)}
+# every "best" a run can record: classification's validation accuracy (or balanced accuracy, or macro-F1), or a
+# regression's data.best
 MONITORS = (BEST, Monitor(metric=RMSE, higher_is_better=False), Monitor(metric=MAE, higher_is_better=False),
-            Monitor(metric=R2))
+            Monitor(metric=R2), Monitor(metric=BALANCED_ACC), Monitor(metric=MACRO_F1))
 
 
 def recorded_monitor(metrics: Mapping) -> "Monitor":
@@ -110,12 +135,14 @@ def recorded_monitor(metrics: Mapping) -> "Monitor":
 
 
 def monitor_for(data: Mapping) -> "Monitor":
-    """What "best" means for the data config's task: the highest validation accuracy for classification; for
-    regression the lowest validation data.best (rmse by default, or mae), or the highest r2."""
-    if data.get("task", CLASSIFICATION) != REGRESSION:
+    """What "best" means for the data config's task, data.best: for classification the highest validation accuracy
+    (acc, the default), balanced accuracy or macro-F1; for regression the lowest validation rmse (the default) or
+    mae, or the highest r2."""
+    task = data.get("task", CLASSIFICATION)
+    if task != REGRESSION and data.get("best", ACC) == ACC:
         return BEST
-    metric = data.get("best", RMSE)
-    return Monitor(metric=metric, higher_is_better=metric == R2)
+    metric = data.get("best", BEST_METRICS[task][0])
+    return Monitor(metric=metric, higher_is_better=metric not in RATIO_METRICS)
 
 
 # what a scheduler config may name as scheduler.monitor

@@ -4,7 +4,7 @@ device until a value is read."""
 import torch
 
 from trainer.metrics.names import ACC, GRAD_NORM_MAX, GRAD_NORM_MEAN, LOSS
-from trainer.metrics.scores import ProbabilityScores
+from trainer.metrics.scores import ProbabilityScores, minority_scores
 from trainer.runtime import distributed
 
 
@@ -123,8 +123,8 @@ class RunningMetrics:
             self.pending_size = state["window"]["batch_size"]
 
     def compute(self) -> dict:
-        """{LOSS, ACC} (and "confusion"; NLL, BRIER, ECE and "calibration"; GRAD_NORM_MEAN and GRAD_NORM_MAX) over
-        every sample seen, by all ranks under torchrun."""
+        """{LOSS, ACC} (and "confusion", BALANCED_ACC and MACRO_F1; NLL, BRIER, ECE and "calibration"; GRAD_NORM_MEAN
+        and GRAD_NORM_MAX) over every sample seen, by all ranks under torchrun."""
         self._reduce()
         sums = [self.loss_sum.clone(), self.correct.clone(), torch.tensor(self.count, device=self.correct.device),
                 self.grad_norm_sum.clone(), self.grad_norm_count.clone()]
@@ -140,6 +140,7 @@ class RunningMetrics:
             result[GRAD_NORM_MAX] = self.grad_norm_max.item()
         if self.confusion is not None:
             result["confusion"] = sums[5].view(self.classes, self.classes).cpu()
+            result.update(minority_scores(result["confusion"]))
         if scored:
             result.update(self.scores.results(*sums[-len(scored):], count_all=count))
         return result

@@ -1,11 +1,11 @@
 """What an evaluation scores besides loss and accuracy, summed on the device: the metrics that compare across losses
 (NLL, Brier, calibration bins) from the predicted probabilities, a regression's errors in the targets' own units, and
-per-class accuracy from a confusion matrix."""
+from a confusion matrix the metrics that see the minority classes (per-class recall, balanced accuracy, macro-F1)."""
 import math
 
 import torch
 
-from trainer.metrics.names import BRIER, ECE, ECE_BINS, MAE, NLL, R2, RMSE
+from trainer.metrics.names import BALANCED_ACC, BRIER, ECE, ECE_BINS, MACRO_F1, MAE, NLL, R2, RMSE
 
 
 class ProbabilityScores:
@@ -82,3 +82,26 @@ def per_class_accuracy(confusion: torch.Tensor) -> list:
     None for a class the split has no sample of."""
     totals = confusion.sum(dim=1).tolist()
     return [None if total == 0 else confusion[i, i].item() / total for i, total in enumerate(totals)]
+
+
+def balanced_accuracy(confusion: torch.Tensor) -> float:
+    """The mean recall of the classes the split has samples of, from confusion[true, predicted]: each class counts
+    alike however few its samples (scikit-learn's balanced_accuracy_score)."""
+    recalls = [recall for recall in per_class_accuracy(confusion) if recall is not None]
+    return sum(recalls) / len(recalls) if recalls else math.nan
+
+
+def macro_f1(confusion: torch.Tensor) -> float:
+    """The mean over the classes that are true or predicted at least once of F1 = 2 TP / (2 TP + FP + FN), from
+    confusion[true, predicted] (scikit-learn's f1_score(average="macro"), a class never predicted scoring 0)."""
+    true_positive = confusion.diag().double()
+    false_positive = confusion.sum(dim=0).double() - true_positive
+    false_negative = confusion.sum(dim=1).double() - true_positive
+    denominator = 2 * true_positive + false_positive + false_negative
+    seen = denominator > 0
+    return (2 * true_positive[seen] / denominator[seen]).mean().item() if bool(seen.any()) else math.nan
+
+
+def minority_scores(confusion: torch.Tensor) -> dict:
+    """{BALANCED_ACC, MACRO_F1} of a classification pass."""
+    return {BALANCED_ACC: balanced_accuracy(confusion), MACRO_F1: macro_f1(confusion)}

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from trainer.config import build
-from trainer.data import Splits, labels_of, make_loader, prepare_data
+from trainer.data import Splits, labels_of, make_loader, prepare_data, sampler_weights
 from trainer.losses import check_targets_fit_loss, check_task
 from trainer.metrics import CLASSIFICATION
 from trainer.optim import Schedule, build_optimizer, build_schedule
@@ -115,9 +115,11 @@ def training_view(model: nn.Module, splits: Splits, cfg_data: DictConfig, device
 
 
 def build_loaders(splits: Splits, cfg_data: DictConfig, *, seed: int, device: torch.device) -> Loaders:
-    """A loader per split (None for a split left out)."""
+    """A loader per split (None for a split left out); the training split shuffled, or drawn by data.sampler."""
     pin = device.type == "cuda"  # pinned host memory lets the copy to the GPU run asynchronously
-    make = lambda dataset, shuffle: None if dataset is None else make_loader(
+    make = lambda dataset, shuffle, weights=None: None if dataset is None else make_loader(
         dataset, batch_size=cfg_data.batch_size, shuffle=shuffle, num_workers=cfg_data.num_workers, seed=seed,
-        pin_memory=pin, device=device, rank=distributed.rank(), world_size=distributed.world_size())
-    return Loaders(train=make(splits.train, True), val=make(splits.val, False), test=make(splits.test, False))
+        pin_memory=pin, device=device, rank=distributed.rank(), world_size=distributed.world_size(), weights=weights)
+    weights = None if splits.train is None else sampler_weights(cfg_data.get("sampler"), splits.train)
+    return Loaders(train=make(splits.train, True, weights), val=make(splits.val, False),
+                   test=make(splits.test, False))

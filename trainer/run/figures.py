@@ -169,3 +169,30 @@ def lr_find_figure(rates, losses, smoothed, *, suggestion, rule):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
     return figure
+
+
+def lr_tune_figure(search: dict, *, epochs: int):
+    """optimizer.lr=tune's trials (lr_tune.json's record): left, each trial's validation value per epoch (a pruned
+    trial's line stops where the pruner stopped it); right, each trial's best against its rate on a log axis,
+    pruned trials hollow, the chosen rate and the optimizer's default marked."""
+    figure = new_figure(figsize=(11, 4.5), layout="constrained")
+    curves, rates = figure.subplots(1, 2)
+    for index, trial in enumerate(search["trials"]):
+        look = {"color": f"C{index % 10}", "linestyle": "-" if trial["state"] == "complete" else ":"}
+        curves.plot(range(1, len(trial["values"]) + 1), trial["values"], marker="o", markersize=3,
+                    label=f"{trial['lr']:g} ({trial['state']})", **look)
+        if trial["best"] is not None:
+            rates.plot([trial["lr"]], [trial["best"]], "o", color=look["color"], markersize=7,
+                       fillstyle="full" if trial["state"] == "complete" else "none")
+    rates.axvline(search["chosen"], color="C3", linestyle="--", linewidth=1, label=f"chosen {search['chosen']:g}")
+    if search["default"] is not None:
+        rates.axvline(search["default"], color="grey", linestyle=":", linewidth=1,
+                      label=f"optimizer's default {search['default']:g}")
+    curves.set(title=f"trials (up to {epochs} epochs each)", xlabel="epoch", ylabel=search["metric"])
+    rates.set(title=f"best {search['metric']} of each trial (hollow: pruned)", xlabel="learning rate",
+              ylabel=search["metric"], xscale="log")
+    for ax in (curves, rates):
+        ax.grid(alpha=0.3, which="both")
+    curves.legend(fontsize="x-small", title="lr (state)", title_fontsize="x-small")
+    rates.legend(fontsize="small")
+    return figure

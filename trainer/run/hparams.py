@@ -15,11 +15,13 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from trainer.config import override_key
-from trainer.metrics import ACC, BEST, BRIER, ECE, LOSS, MAE, MONITORS, NLL, R2, RMSE, TEST, Monitor, tag
+from trainer.metrics import (ACC, BALANCED_ACC, BEST_METRICS, BRIER, CLASSIFICATION, ECE, LOSS, MACRO_F1, MAE, MONITORS,
+                             NLL, R2, RMSE, TEST, Monitor, tag)
 
 # Shown for every run, besides the chosen config-group options and whatever the command line overrides.
 HPARAM_KEYS = ("optimizer.lr", "data.batch_size", "trainer.epochs", "seed")
-CLASSIFICATION_COLUMNS = (tag(ACC, TEST), tag(NLL, TEST), tag(ECE, TEST), tag(BRIER, TEST))
+CLASSIFICATION_COLUMNS = (tag(ACC, TEST), tag(BALANCED_ACC, TEST), tag(MACRO_F1, TEST), tag(NLL, TEST), tag(ECE, TEST),
+                          tag(BRIER, TEST))
 REGRESSION_COLUMNS = (tag(RMSE, TEST), tag(MAE, TEST), tag(R2, TEST))
 
 
@@ -41,7 +43,8 @@ def run_hparams(cfg: DictConfig, choices: Mapping | None = None, overrides: Sequ
 def metric_columns(monitor: Monitor) -> list[str]:
     """The HParams metric columns, in order: what ranks the runs (the run's own "best"), its task's test metrics
     (those that compare across losses first, its loss last), then the other task's and the other "best"s."""
-    own, other = ((CLASSIFICATION_COLUMNS, REGRESSION_COLUMNS) if monitor == BEST
+    classifies = monitor.metric in BEST_METRICS[CLASSIFICATION]
+    own, other = ((CLASSIFICATION_COLUMNS, REGRESSION_COLUMNS) if classifies
                   else (REGRESSION_COLUMNS, CLASSIFICATION_COLUMNS))
     bests = [m.best_key for m in MONITORS if m != monitor]
     return [monitor.best_key, *own, tag(LOSS, TEST), *other, *bests]

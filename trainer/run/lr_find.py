@@ -5,14 +5,24 @@ Lightning's `LearningRateFinder`) trains the run as `assemble` builds it for at 
 rate grows exponentially from `lr_find.min_lr` to `lr_find.max_lr`, records each batch's loss and its smoothed value,
 and stops once the smoothed loss has diverged: above DIVERGED times its lowest value (fastai's and Lightning's rule).
 
-The suggestion is fastai's `valley` rule, its default since fastai 2.4: the longest stretch over which the smoothed
-loss keeps falling (the longest decreasing subsequence of the curve), and the rate halfway along it. We take it over
-the two other documented rules because of how their users say they fail: the steepest slope (Lightning, the
-torch-lr-finder package) differentiates a noisy curve, so a spike or an early wiggle moves it by orders of magnitude
-(Lightning issues #1767 and #21141, torch-lr-finder #106); "the minimum divided by ten" (fastai's old default) hangs
-on where a noisy minimum falls and on a fixed factor. The valley reads the shape of the whole descent and lands where
-the loss falls steadily, away from both the flat start (too slow) and the blow-up (too fast), and a nan tail cannot
-move it (fastai #3477). As fastai does, the first tenth of the points and the last five are left out before choosing.
+The suggestion is the middle of the loss's fall: the first rate at which the smoothed loss has come down half the
+way from where it started to its lowest, among the points left after the first tenth and the last five (as fastai
+leaves them out), rounded to two significant digits. It aims where the steepest-slope rule aims (Lightning,
+torch-lr-finder, fastai's `steep`: the middle of a sigmoid-like fall is its steepest point) but finds it by level,
+not by differentiating a noisy curve, so a wiggle cannot move it (Lightning issues #1767 and #21141,
+torch-lr-finder #106), and it reads the level of the minimum, which is steady, not the rate at it, which wanders
+along the noisy floor ("the minimum divided by ten"). A nan tail cannot move it.
+
+Measured on the default task with every optimizer (docs/compare.md, "Fair learning rates"): fastai's `valley` rule,
+which losslab used before, chose rates 3 to 20 times below the optimizers' own defaults and lost to them. The
+curve there falls only across its last decade or two, and the longest stretch of falling smoothed loss that
+`valley` takes the middle of began in the flat part at the lowest rates, where the smoothed loss drifts down by noise:
+the middle sat about a decade below the fall, and moved with lr_find.min_lr (1e-7 -> 1e-6 raised it 1.5 to 2 times).
+The middle of the fall does not depend on where the test starts. The test is also longer now: 100 batches over eight
+decades tried each rate for a dozen batches per decade; 200 over seven (from 1e-6) for some thirty. And the smoothing
+is lighter: fastai's 0.98 averages some fifty batches, a decade and a half of rate in this test, so the smoothed
+curve fell long after the batch losses did; 0.9 averages some ten. `optimizer=rprop` is refused: its rate is only
+its first step size, which it then adapts per weight, so the test's growing rate never reaches it.
 
 `optimizer.lr=auto` leaves no trace on the run: the test trains its own assembly, and the real run is assembled
 anew afterwards from a copy of the config holding the chosen rate. `assemble` reseeds every generator from `seed`, so
@@ -25,22 +35,22 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from trainer.config import override_key
 from trainer.data import epoch_batches
 from trainer.errors import UserError
 from trainer.logs import log
+from trainer.metrics import CHOSEN_LR, TUNE_BUDGET, TUNE_EPOCHS
 from trainer.run.assemble import assemble
 from trainer.run.loop import optimizer_step
 from trainer.runtime import distributed
 
-AUTO = "auto"        # optimizer.lr=auto
-SMOOTHING = 0.98     # the exponential moving average of the batch loss (bias-corrected), as fastai and Lightning
+AUTO, TUNE = "auto", "tune"  # optimizer.lr=auto (the range test), optimizer.lr=tune (trainer/run/lr_tune.py)
+SMOOTHING = 0.9      # the exponential moving average of the batch loss (bias-corrected): some ten batches
 DIVERGED = 4.0       # stop once the smoothed loss exceeds this many times its lowest value (fastai, Lightning)
-SKIP_END = 5         # fastai's valley leaves out the first tenth of the points and the last five
-RULE = "valley (fastai): halfway along the longest stretch over which the smoothed loss keeps falling"
+SKIP_END = 5         # as fastai, the first tenth of the points and the last five are left out of the choice
+RULE = "the middle of the fall: the first rate at which the smoothed loss is half the way down to its lowest"
 FILE_NAME = "lr_find"
 
 
@@ -62,30 +72,49 @@ def with_lr(cfg, lr):
     return cfg
 
 
+# optimizers whose rate is only the first step size, adapted per weight from there: changing it mid-test changes nothing
+FIRST_STEP_ONLY = ("torch.optim.Rprop",)
+
+
 def check_meaningful(cfg):
-    """Before any work: an optimizer that searches its own step size makes the test meaningless."""
+    """Before any work: an optimizer that searches its own step size, or reads the rate only at its first step, makes
+    the test meaningless."""
     search = cfg.optimizer.get("line_search_fn")
     if search:
         raise UserError(f"the learning-rate range test means nothing for an optimizer that finds its own step by line "
                         f"search (optimizer.line_search_fn={search}): set optimizer.lr to a number instead, e.g. "
                         "optimizer.lr=1 for lbfgs")
+    if cfg.optimizer.get("_target_") in FIRST_STEP_ONLY:
+        raise UserError(f"the learning-rate range test means nothing for {cfg.optimizer._target_}: its rate is only the "
+                        "first step size, which it then adapts per weight, so the test's growing rate never reaches "
+                        "it: use optimizer.lr=tune, or a number, e.g. optimizer.lr=0.001")
 
 
 def settle_lr(cfg, *, resume, run_dir):
-    """(config to train, the rate optimizer.lr=auto chose or None). A resumed auto run keeps the rate stored in its
-    checkpoint (the test is not run again: it would see trained weights); a new one runs the test, writes
-    lr_find.json and lr_find.png to `run_dir`, and trains at its suggestion."""
-    if cfg.optimizer.lr != AUTO:
-        return cfg, None
+    """(config to train, what metrics.json records of the choice: {} for a rate given as a number). With
+    optimizer.lr=auto or tune a resumed run keeps the rate stored in its checkpoint (the search is not run again: it
+    would see trained weights); a new one runs the range test (auto: lr_find.json and lr_find.png in `run_dir`) or
+    the search (tune: trainer/run/lr_tune.py, lr_tune.json and lr_tune.png) and trains at the rate chosen."""
+    if cfg.optimizer.lr not in (AUTO, TUNE):
+        return cfg, {}
     if resume is not None:
         lr = resume["config"]["optimizer"]["lr"]
-        say(f"optimizer.lr=auto: resuming at the rate the range test chose when the run started, {lr:g}")
-        return with_lr(cfg, lr), lr
+        say(f"optimizer.lr={cfg.optimizer.lr}: resuming at the rate chosen when the run started, {lr:g}")
+        return with_lr(cfg, lr), {CHOSEN_LR: lr}
+    if cfg.optimizer.lr == TUNE:
+        from trainer.run.lr_tune import tune, write as write_search  # lr_tune builds on this module
+
+        search = tune(cfg)
+        write_search(search, run_dir)
+        say(f"optimizer.lr=tune: {search.chosen:g} is the best of {len(search.trials)} trials on {search.metric} "
+            f"({search.epochs_trained} of {search.budget_epochs} epochs trained); training at it")
+        return with_lr(cfg, search.chosen), {CHOSEN_LR: search.chosen, TUNE_BUDGET: search.budget_epochs,
+                                             TUNE_EPOCHS: search.epochs_trained}
     check_meaningful(cfg)
     test = range_test(cfg)
     write(test, run_dir)
     say(f"optimizer.lr=auto: the range test suggests {test.suggestion:g} ({test.stopped}); training at it")
-    return with_lr(cfg, test.suggestion), test.suggestion
+    return with_lr(cfg, test.suggestion), {CHOSEN_LR: test.suggestion}
 
 
 def run_lr_find(cfg, place, *, overrides=()):
@@ -95,7 +124,7 @@ def run_lr_find(cfg, place, *, overrides=()):
     check_meaningful(cfg)
     test = range_test(cfg)
     write(test, run_dir)
-    say(f"suggested learning rate {test.suggestion:g} by the {RULE} ({test.stopped}); "
+    say(f"suggested learning rate {test.suggestion:g} by the rule: {RULE} ({test.stopped}); "
         f"{Path(run_dir) / (FILE_NAME + '.png')} shows the curve\nto train at it: {command_line(test)}")
     return asdict(test)
 
@@ -168,29 +197,22 @@ class Smoothed:
 
 
 def suggest(rates, smoothed):
-    """The valley rule on the points left after dropping the first tenth and the last SKIP_END, rounded to two
-    significant digits."""
+    """The first rate at which the smoothed loss is half the way down from its first value to its lowest, among the
+    points left after dropping the first tenth and the last SKIP_END, rounded to two significant digits."""
     start, end = len(rates) // 10, len(rates) - SKIP_END
     points = [(rate, loss) for rate, loss in zip(rates[start:end], smoothed[start:end]) if math.isfinite(loss)]
     if len(points) < 2:
         raise UserError(f"the learning-rate range test diverged after {len(rates)} batches, at rate {rates[-1]:.2g}, "
                         "leaving no curve to read: lower lr_find.min_lr or raise lr_find.steps")
-    rates, losses = zip(*points)
-    return float(f"{rates[valley(np.array(losses))]:.2g}")
+    return float(f"{middle_of_fall(points):.2g}")
 
 
-def valley(losses):
-    """fastai's valley: the index halfway along the longest decreasing subsequence of `losses` (its first longest),
-    measured from one point before its length back from its end, as fastai does (clipped at the first point)."""
-    longest = np.ones(len(losses), dtype=int)  # the longest decreasing subsequence ending at each point
-    for i in range(1, len(losses)):
-        higher = losses[:i] > losses[i]
-        if higher.any():
-            longest[i] = longest[:i][higher].max() + 1
-    end = int(np.argmax(longest))
-    start = max(end - int(longest[end]), 0)
-    third = (end - start) / 3
-    return start + int(third) + int(third / 2)
+def middle_of_fall(points):
+    """The first rate of [(rate, smoothed loss)] whose loss is at or below the level halfway between the first loss
+    and the lowest (the first rate itself when the loss never falls)."""
+    first, lowest = points[0][1], min(loss for _, loss in points)
+    halfway = first - (first - lowest) / 2
+    return next(rate for rate, loss in points if loss <= halfway)
 
 
 def write(test, run_dir):
@@ -204,7 +226,7 @@ def write(test, run_dir):
     (run_dir / f"{FILE_NAME}.json").write_text(json.dumps(asdict(test), indent=2) + "\n")
     nan_for_none = lambda values: [math.nan if value is None else value for value in values]
     figure = lr_find_figure(test.rates, nan_for_none(test.losses), nan_for_none(test.smoothed),
-                            suggestion=test.suggestion, rule="valley")
+                            suggestion=test.suggestion, rule="middle of the fall")
     figure.savefig(run_dir / f"{FILE_NAME}.png", dpi=110)
 
 

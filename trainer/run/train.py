@@ -10,9 +10,9 @@ from omegaconf import DictConfig, OmegaConf
 from trainer.data import epoch_batches, worker_failures_explained
 from trainer.drawing import start_painter
 from trainer.logs import log
-from trainer.metrics import (ACC, BEST_EPOCH, CALIBRATION, CHOSEN_LR, ECE, EPOCH, EPOCH_S, EPOCHS, GRAD_NORM_MAX,
-                             GRAD_NORM_MEAN, HISTORY, LOSS, LR, MAX_GRAD_NORM, PER_CLASS_ACC, R2, RMSE, SAMPLES_PER_S,
-                             STOPPED_EPOCH, TEST, TRAIN, VAL, WALL_TIME, monitor_for, pass_results, pass_tags,
+from trainer.metrics import (ACC, BEST_EPOCH, CALIBRATION, ECE, EPOCH, EPOCH_S, EPOCHS, GRAD_NORM_MAX, GRAD_NORM_MEAN,
+                             HISTORY, LOSS, LR, MAX_GRAD_NORM, PER_CLASS_ACC, R2, RMSE, SAMPLES_PER_S, STOPPED_EPOCH,
+                             TEST, TRAIN, VAL, WALL_TIME, monitor_for, pass_results, pass_tags, per_class_tags,
                              result_key, result_line, tag)
 from trainer.metrics.scores import per_class_accuracy
 from trainer.optim import current_lr
@@ -59,7 +59,7 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     if resume is not None:
         cfg = with_values(cfg, resume["legacy"])  # keys its losslab did not have: the values it was trained with
     with clock.phase(LR_FIND):
-        cfg, chosen_lr = settle_lr(cfg, resume=resume, run_dir=place.run_dir)  # optimizer.lr=auto: the rate
+        cfg, chosen = settle_lr(cfg, resume=resume, run_dir=place.run_dir)  # optimizer.lr=auto or tune: the rate
     if resume is not None:
         done = Progress.from_state(resume).epoch
         checkpoint.check_resumable(resume["config"], OmegaConf.to_container(cfg, resolve=True), cfg.ckpt_path,
@@ -85,8 +85,7 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     finally:
         out.tracker.close()
         out.saver.finish()
-    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - clock.began,
-                            chosen_lr=chosen_lr)
+    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - clock.began, chosen=chosen)
     if distributed.is_main():  # under torchrun only rank 0 writes
         report(metrics, test, monitor_for(parts.cfg.data), progress, run_dir=place.run_dir, clock=clock)
     return metrics
@@ -138,6 +137,8 @@ def fit_epoch(parts, progress, epoch, *, out, stop):
            EPOCH_S: time.perf_counter() - began}
     global_step = epoch * len(parts.loaders.train)
     out.tracker.scalars({**row, EPOCH: epoch}, global_step)
+    if "confusion" in val:  # each class's recall: in TensorBoard, not the history (a class count of scalars)
+        out.tracker.scalars(per_class_tags(VAL, per_class_accuracy(val["confusion"])), global_step)
     parts.schedule.after_epoch(row)
     # checkpoint (metrics are summed over ranks, so every rank agrees on `improved`)
     if not weights_are_finite(parts.model):
@@ -202,6 +203,8 @@ def test_best(parts, progress, *, out):
                         desc="test", keep_outputs=True)
     best = monitor_for(parts.cfg.data)
     out.tracker.scalars({**pass_tags(TEST, test), best.best_key: progress.best_value}, progress.global_step)
+    if "confusion" in test:
+        out.tracker.scalars(per_class_tags(TEST, per_class_accuracy(test["confusion"])), progress.global_step)
     with out.clock.phase(PICTURES):
         draw_test(parts, test, out=out, step=progress.global_step)
     values, swept = job_hparams(parts.cfg)
@@ -229,7 +232,7 @@ def draw_test(parts, test, *, out, step):
     top_losses.record(parts, test, tracker=out.tracker, step=step)
 
 
-def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
+def final_metrics(cfg, progress, test, *, wall_time_s, chosen=None):
     """metrics.json of a training run."""
     norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
     classes = {CALIBRATION: test["calibration"], PER_CLASS_ACC: per_class_accuracy(test["confusion"])} if (
@@ -241,8 +244,7 @@ def final_metrics(cfg, progress, test, *, wall_time_s, chosen_lr=None):
             monitor_for(cfg.data).best_key: progress.best_value, BEST_EPOCH: progress.best_epoch,
             EPOCHS: cfg.trainer.epochs, **stopped, result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
             WALL_TIME: round(wall_time_s, 3),
-            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history,
-            **({} if chosen_lr is None else {CHOSEN_LR: chosen_lr})}
+            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history, **(chosen or {})}
 
 
 def with_values(cfg: DictConfig, values: dict) -> DictConfig:

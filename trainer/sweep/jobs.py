@@ -116,3 +116,8 @@ def is_number(value):
 
 def seeds_of(jobs):
     return [o.split("=", 1)[1] for job in jobs for o in job.overrides if override_key(o) == "seed"]
+
+
+def seed_of(job):
+    """The job's `seed` override as written ("3"), None without one."""
+    return next((o.split("=", 1)[1] for o in job.overrides if override_key(o) == "seed"), None)

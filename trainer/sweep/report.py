@@ -7,6 +7,7 @@ from trainer.run.rundir import DIVERGED, FAILED, STATUSES
 from trainer.sweep.columns import COLUMNS, EPOCHS_TO_TARGET, NEVER
 from trainer.sweep.jobs import label, seeds_of, seeds_vary
 from trainer.sweep.callback import CURVES, RELIABILITY
+from trainer.sweep.stats import MIN_BOOTSTRAP, PAIRED_T
 from trainer.sweep.summary import ranked, ranking_text, sweep_monitor
 
 
@@ -46,38 +47,81 @@ def jobs_table(summary):
     return markdown_table(header, rows)
 
 
+def interval_text(found, fmt):
+    """"mean [low, high]", or the value alone for one run."""
+    text = fmt.format(found.mean)
+    return text if found.low is None else f"{text} [{fmt.format(found.low)}, {fmt.format(found.high)}]"
+
+
 def estimate_text(group, column):
-    """"mean ± half-width" (the mean alone for one run), and for epochs to target the runs that never got there."""
+    """"mean [low, high]" (the mean alone for one run), and for epochs to target the runs that never got there."""
     found, fmt = group.estimates.get(column.key), column.mean_fmt or column.fmt
-    text = "–" if found is None else fmt.format(found.mean)
-    if found is not None and found.half_width is not None:
-        text += f" ± {fmt.format(found.half_width)}"
+    text = "–" if found is None else interval_text(found, fmt)
     if column.key == EPOCHS_TO_TARGET and group.never:
         text = NEVER if found is None else f"{text}, {NEVER} in {group.never}"
     return text
 
 
+def interval_kind(group):
+    """How the row's intervals were made, and over how many finished runs."""
+    n = len(group.done)
+    return "one run" if n == 1 else "–" if n == 0 else f"range of {n}" if n < MIN_BOOTSTRAP else f"95% BCa of {n}"
+
+
 def verdict_text(group):
     if group.verdict in (None, "best"):
         return group.verdict or "–"
-    return f"{group.verdict} (p={group.p_value:.2g})"
+    return f"{group.verdict} (p={group.comparison.p_holm:.2g})"
+
+
+def test_text(group):
+    found = group.comparison
+    if found is None or found.test is None:
+        return "–"
+    return f"{found.test}, {found.pairs} seeds" if found.test == PAIRED_T else found.test
+
+
+def difference_text(group, fmt):
+    """The other group against the best: "-0.0500 [-0.0800, -0.0300]", or as a ratio "×2.80 [1.90, 6.50]"."""
+    found = group.comparison.difference if group.comparison is not None else None
+    if found is None:
+        return "–"
+    if group.comparison.ratio:
+        return "×" + interval_text(found, "{:.3g}")
+    return interval_text(found, fmt.replace("{:", "{:+"))
 
 
 def group_table(summary):
-    """One row per seed group: mean ± 95% interval of every column over its finished runs, and Welch's verdict."""
+    """One row per seed group: mean [interval] of every column over its finished runs (how the interval was made
+    and n in "interval"), and against the best group: the verdict (Holm-adjusted p), the test, the difference (or
+    ratio) with its interval, and the seeds the best group won."""
     columns = shown_columns(summary, grouped=True)
-    header = ["rank", "overrides (all seeds)", "runs done", "seeds", "vs best", *(column.title for column in columns)]
+    ranking = next((column for column in columns if column.key == sweep_monitor(summary.jobs).best_key), columns[0])
+    header = ["rank", "overrides (all seeds)", "runs done", "seeds", "interval", "vs best", "test",
+              "difference to best", "best won", *(column.title for column in columns)]
     rows = [[rank, group.name, f"{len(group.done)}/{len(group.jobs)}", " ".join(seeds_of(group.jobs)),
-             verdict_text(group), *(estimate_text(group, column) for column in columns)]
+             interval_kind(group), verdict_text(group), test_text(group), difference_text(group, ranking.fmt),
+             wins_text(group), *(estimate_text(group, column) for column in columns)]
             for rank, group in enumerate(summary.groups, start=1)]
     return markdown_table(header, rows)
 
 
+def wins_text(group):
+    found = group.comparison
+    return "–" if found is None or found.wins is None else f"{found.wins}/{found.pairs}"
+
+
 GROUPS_EXPLAINED = (
-    "± is the 95% confidence interval of the mean over the seeds (Student's t, n−1 degrees of freedom); "
-    "\"tied\" means Welch's t-test cannot tell the group's best validation value (accuracy, or a regression's "
-    "RMSE) from the best group's at the 5% level "
-    "(p ≥ 0.05), \"worse\" that it can (p < 0.05).")
+    "Each cell is the mean over the group's finished seeds and an interval that stays in the metric's range: "
+    f"with fewer than {MIN_BOOTSTRAP} seeds the range of the seeds' values (\"range of n\"), from {MIN_BOOTSTRAP} "
+    "on the 95% BCa bootstrap interval of the mean. Each group is compared with the best on what ranks the sweep: "
+    "paired by seed when the two share seeds (the same seed is the same split, initialisation and batch order), as "
+    "the per-seed difference, or for an error or a loss the per-seed ratio (×), with its mean and interval, the "
+    "seeds in which the best group won, and Student's paired t test (on the log ratios for a ratio); Welch's t test "
+    "where the seeds do not match. \"tied\" means the test cannot tell the group from the best at the 5% level "
+    "after Holm's correction for comparing several groups with the best (the p shown is Holm-adjusted), "
+    "\"worse\" that it can. With three seeds only a large, consistent difference can show: read the difference "
+    "and the wins, not only the verdict.")
 
 
 def target_line(summary):
@@ -101,7 +145,7 @@ def summary_markdown(summary, pictures=()):
         lines += ["Same in every job: `" + " ".join(common) + "`", ""]
     lines += target_line(summary)
     if seeds_vary(jobs):
-        lines += ["## Seed groups (mean ± 95% confidence interval)", "", GROUPS_EXPLAINED, "",
+        lines += ["## Seed groups (mean [interval]; paired by seed against the best)", "", GROUPS_EXPLAINED, "",
                   group_table(summary), "", "## Every job", ""]
     lines += [jobs_table(summary), ""]
     alt = {CURVES: "training and validation curves", RELIABILITY: "reliability diagram of the test split"}
@@ -129,17 +173,24 @@ def summary_csv(summary):
 
 def groups_csv(summary):
     """One row per seed group: the numbers behind the seed table. For every column KEY: "KEY mean", the interval
-    "KEY low" and "KEY high" (empty for one run) and "KEY n" (finished runs that have it); "p_vs_best" is Welch's
-    p-value of best/val_acc against the top group."""
+    "KEY low" and "KEY high" (empty for one run) and "KEY n" (finished runs that have it); against the best group,
+    "test" (paired t or Welch), "p_vs_best" (its p-value), "p_holm" (Holm-adjusted; it decides "vs_best"),
+    "difference mean/low/high" (other minus best, or other / best where "ratio" is true), "pairs" and "best_won"."""
     keys = [column.key for column in COLUMNS if column.grouped]
-    header = ["rank", "group", "runs", "runs_done", "seeds", "vs_best", "p_vs_best",
+    header = ["rank", "group", "runs", "runs_done", "seeds", "vs_best", "test", "p_vs_best", "p_holm", "ratio",
+              "difference mean", "difference low", "difference high", "pairs", "best_won",
               *(f"{key} {part}" for key in keys for part in ("mean", "low", "high", "n")), "epochs_to_target never"]
     blank = lambda value: "" if value is None else value
     rows = []
     for rank, group in enumerate(summary.groups, start=1):
         found = [group.estimates.get(key) for key in keys]
+        versus = group.comparison
+        difference = versus.difference if versus is not None else None
         rows.append([rank, group.name, len(group.jobs), len(group.done), " ".join(seeds_of(group.jobs)),
-                     blank(group.verdict), blank(group.p_value),
+                     blank(group.verdict), *(blank(getattr(versus, part, None)) for part in ("test", "p_value",
+                                                                                             "p_holm", "ratio")),
+                     *(blank(getattr(difference, part, None)) for part in ("mean", "low", "high")),
+                     blank(getattr(versus, "pairs", None)), blank(getattr(versus, "wins", None)),
                      *(blank(getattr(e, part, None)) for e in found for part in ("mean", "low", "high", "n")),
                      group.never])
     return _csv(header, rows)

@@ -1,7 +1,8 @@
 """What a sweep's summary computes from its jobs: each job's values for every column, the seed groups with their
-estimates, ranked, each compared with the best, and the target of "epochs to target"."""
+estimates, ranked, each compared with the best (paired by seed, Holm-corrected: trainer/sweep/stats.py), and the
+target of "epochs to target"."""
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -11,8 +12,8 @@ from trainer.config import config_dir
 from trainer.errors import UserError
 from trainer.metrics import ACC, HISTORY, VAL, recorded_monitor, tag
 from trainer.sweep.columns import COLUMNS, EPOCHS_TO_TARGET, NEVER
-from trainer.sweep.jobs import finished, is_number, label, read_jobs, common_overrides
-from trainer.sweep.stats import LEVEL, estimate, welch_p
+from trainer.sweep.jobs import common_overrides, finished, is_number, label, read_jobs, seed_of
+from trainer.sweep.stats import LEVEL, Comparison, compare, estimate, holm
 
 
 def check_target(target):
@@ -62,7 +63,7 @@ class Group:
     estimates: dict = field(default_factory=dict)  # column key -> Estimate of samples[key]
     never: int = 0                                # finished runs that never reached the target accuracy
     top: bool = False                             # the group with the best mean validation accuracy
-    p_value: float = None                         # Welch's test of best val acc against the top group
+    comparison: Comparison = None                 # against the top group, on what ranks the sweep
 
     @property
     def done(self):
@@ -70,12 +71,13 @@ class Group:
 
     @property
     def verdict(self):
-        """"best", "tied" (the test cannot tell it from the top group), "worse", or None (too few runs)."""
+        """"best", "tied" (the test, Holm-corrected, cannot tell it from the top group), "worse", or None (too few
+        runs to test)."""
         if self.top:
             return "best"
-        if self.p_value is None:
+        if self.comparison is None or self.comparison.p_holm is None:
             return None
-        return "tied" if self.p_value >= 1 - LEVEL else "worse"
+        return "tied" if self.comparison.p_holm >= 1 - LEVEL else "worse"
 
 
 def seed_groups(jobs, common):
@@ -99,16 +101,25 @@ def make_group(name, jobs, values):
 
 def ranked_groups(jobs, common, values):
     """The seed groups, best mean validation accuracy first (groups without one last, in launch order), each
-    tested against the first."""
+    compared with the first; the p-values corrected together by Holm's method."""
     groups = [make_group(name, members, values) for name, members in seed_groups(jobs, common).items()]
     best = sweep_monitor(jobs)
     key, sign = best.best_key, -1 if best.higher_is_better else 1
     groups.sort(key=lambda group: sign * group.estimates[key].mean if key in group.estimates else math.inf)
     if groups and key in groups[0].estimates:
         groups[0].top = True
-        for group in groups[1:]:
-            group.p_value = welch_p(groups[0].samples[key], group.samples[key])
+        top = seed_values(groups[0], key, values)
+        found = [compare(top, seed_values(group, key, values), higher_is_better=best.higher_is_better,
+                         ratio=best.compared_by_ratio) for group in groups[1:]]
+        for group, comparison, p_holm in zip(groups[1:], found, holm([c.p_value for c in found])):
+            group.comparison = replace(comparison, p_holm=p_holm)
     return groups
+
+
+def seed_values(group, key, values):
+    """{seed: value of `key`} over the group's finished runs that have it."""
+    found = {seed_of(job): values[job.name].get(key) for job in group.done}
+    return {seed: value for seed, value in found.items() if is_number(value)}
 
 
 # --- the summary ----------------------------------------------------------------------------------------------
