@@ -42,12 +42,8 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
     check_settings(cfg.data)
     model_class = class_of(cfg.model)
     cfg = with_data_facts(cfg, image_size=expected_image_size(cfg, model_class))
-    splits = build(cfg.data.source, "data", seed=cfg.seed)
-    cfg = with_data_facts(cfg, **splits.facts)  # what the source read from the data (a table's task and columns)
-    check_balance(cfg.data)  # again: a table's task is known now
-    classifies = cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION
-    count = count_classes(cfg.data.num_classes, splits) if classifies else cfg.data.num_classes
-    cfg = with_data_facts(cfg, num_classes=count, image_size=splits.image_size)
+    cfg, splits = source_splits(cfg)
+    classifies, count = cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION, cfg.data.num_classes
     names = ("train", "val", "test") if for_training else ("test",)
     check_splits(splits, names, classifies=classifies)
     if classifies:  # data.imbalance long-tails the training split only
@@ -66,6 +62,17 @@ def prepare_data(cfg: DictConfig, *, for_training: bool = True) -> tuple[DictCon
                                   seed=cfg.seed)
         cfg = with_data_facts(cfg, class_counts=class_counts(splits.train, count) if classifies else None)
     return cfg, augmented(splits)
+
+
+def source_splits(cfg: DictConfig) -> tuple[DictConfig, Splits]:
+    """The source's splits (`data.source`, seeded by `seed`), and the config with what it read from the data (a
+    table's task and columns: `Splits.facts`), the class count and the image size filled in."""
+    splits = build(cfg.data.source, "data", seed=cfg.seed)
+    cfg = with_data_facts(cfg, **splits.facts)
+    check_balance(cfg.data)  # again: a table's task is known now
+    classifies = cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION
+    count = count_classes(cfg.data.num_classes, splits) if classifies else cfg.data.num_classes
+    return with_data_facts(cfg, num_classes=count, image_size=splits.image_size), splits
 
 
 def with_data_facts(cfg: DictConfig, **facts: object) -> DictConfig:
