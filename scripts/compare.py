@@ -32,7 +32,7 @@ from trainer.config import override_key
 from trainer.metrics import ACC, BEST, CHOSEN_LR, ECE, MAE, MAX_GRAD_NORM, NLL, R2, RMSE, TEST, result_key
 from trainer.sweep import read_summary
 from trainer.sweep.columns import COLUMNS, EPOCHS_TO_TARGET
-from trainer.sweep.pictures import CURVES, RELIABILITY
+from trainer.sweep.callback import CURVES, RELIABILITY
 from trainer.sweep.report import GROUPS_EXPLAINED, difference_text, group_table, markdown_table, target_line
 from trainer.sweep.summary import ranking_text, sweep_monitor
 

@@ -17,7 +17,8 @@ def test_train_then_eval_the_best_checkpoint_from_another_directory(tmp_path):
     assert trained.returncode == 0, trained.stderr
     lines = trained.stdout.splitlines()
     assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["1/2", "2/2"]
-    assert lines[-1].startswith("test acc ") and lines[-1].endswith(f"-> {run_dir}")
+    [result] = [line for line in lines if line.startswith("test acc ")]
+    assert result.endswith(f"-> {run_dir}") and lines[-1].startswith("time ")  # then where the time went
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["test/acc"] > 0.5  # chance is 0.1
     assert json.loads((run_dir / "status.json").read_text())["status"] == "done"

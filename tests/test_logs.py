@@ -4,6 +4,7 @@ import re
 import warnings
 
 from tests.conftest import TINY, run_cli
+from tests.datafiles import write_pngs
 from trainer.logs import RunLog, log
 
 
@@ -24,12 +25,19 @@ def test_the_default_runs_log_holds_its_twenty_epoch_lines_and_the_test_line(tmp
 
 
 def test_a_failed_runs_log_holds_the_error_and_its_traceback_the_console_one_sentence(tmp_path):
-    result = run_cli(tmp_path, *TINY, "optimizer.lr=-1")
+    """A run that fails once it has begun (a file it cannot decode, met in the first epoch: data.cache=false); a
+    config mistake refused before any work leaves no log at all (tests/run/test_rundir.py)."""
+    write_pngs(tmp_path / "images", ["cat", "dog"], 6)
+    broken = tmp_path / "images" / "dog" / "0.png"
+    broken.write_bytes(broken.read_bytes()[:60])  # its header reads, its pixels do not
+    result = run_cli(tmp_path, "data=image_folder", f"data.root={tmp_path / 'images'}", "data.image_size=8",
+                     "data.cache=false", "model=mlp", "trainer.epochs=1", "trainer.progress=false",
+                     "trainer.device=cpu", "data.num_workers=0")
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("error: optimizer.lr=-1 is invalid")
+    assert line.startswith(f"error: {broken} cannot be read as an image")
     text = only_log(tmp_path)
-    assert "[ERROR] run failed: optimizer.lr=-1 is invalid" in text and "Traceback (most recent call last)" in text
+    assert f"[ERROR] run failed: {broken} cannot be read" in text and "Traceback (most recent call last)" in text
 
 
 def test_a_warning_during_a_run_goes_to_its_log_and_to_the_console(tmp_path, capsys):

@@ -38,7 +38,7 @@ def test_lower_is_better_for_a_regression_rmse():
     assert stopping.should_stop(history([50.0, 40.0, 41.0, 40.0], tag="rmse/val"))
 
 
-@pytest.mark.parametrize("setting,says", [("patience=0", "at least 1"), ("patience=1.5", "whole number"),
+@pytest.mark.parametrize("setting,says", [("patience=0", "whole number >= 1"), ("patience=1.5", "whole number"),
                                           ("min_delta=-0.1", "a number >= 0")])
 def test_a_wrong_setting_is_one_sentence_before_training(tmp_path, setting, says):
     with pytest.raises(UserError, match=f"trainer.early_stopping.{setting} is invalid: .*{says}"):

@@ -10,7 +10,7 @@ from trainer.run import checkpoint
 from trainer.run.rundir import Place
 from trainer.run.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/runtime/ is two below it
 RUN = ["data=synthetic", "data.source.num_samples=300", "data.image_size=8", "data.batch_size=16", "model=mlp",
        "trainer.epochs=2", "trainer.progress=false", "trainer.device=cpu", "trainer.log_every_n_steps=2"]
 
