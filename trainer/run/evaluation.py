@@ -3,8 +3,9 @@
 or the data this command line chooses (a new test set, checked against the model's input shape and classes), and
 this command's trainer.* settings (device, precision, channels_last, compile)."""
 import copy
+from collections.abc import Sequence
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from trainer.config import check_stored, config_dir, leaves, option_of, override_key
 from trainer.errors import UserError
@@ -43,16 +44,27 @@ def evaluate_checkpoint(cfg, place, *, overrides=()):
     return metrics
 
 
+def own_config(stored: dict, cfg: DictConfig, overrides: Sequence[str], *, does: str) -> DictConfig:
+    """A checkpoint's own config (`stored`) with this command's trainer section, mode and ckpt_path: what mode=eval
+    and mode=predict start from. `does`: what the mode does with the checkpoint's model, for the sentence.
+
+    Raises:
+        UserError: the command line overrides the model or the loss, which the checkpoint holds.
+    """
+    fixed = [o for o in overrides if override_key(o).split(".")[0] in FIXED]
+    if fixed:
+        raise UserError(f"mode={cfg.mode} {does} the checkpoint's own model and loss, so {fixed[0]} cannot apply: "
+                        f"remove it (ckpt_path={cfg.ckpt_path} holds them)")
+    config = OmegaConf.create(stored)
+    config.trainer, config.mode, config.ckpt_path = cfg.trainer, cfg.mode, cfg.ckpt_path
+    return config
+
+
 def eval_config(stored, cfg, overrides):
     """The config to assemble: the run's own (stored), with this command's trainer section and, when the command line
     sets any data key, this command's data section."""
     touched = {override_key(o).split(".")[0] for o in overrides}
-    fixed = [o for o in overrides if override_key(o).split(".")[0] in FIXED]
-    if fixed:
-        raise UserError(f"mode=eval tests the checkpoint's own model and loss, so {fixed[0]} cannot apply: remove it "
-                        f"(ckpt_path={cfg.ckpt_path} holds them)")
-    config = OmegaConf.create(stored)
-    config.trainer, config.mode, config.ckpt_path = cfg.trainer, cfg.mode, cfg.ckpt_path
+    config = own_config(stored, cfg, overrides, does="tests")
     if "data" in touched:
         config.data = new_data(stored, cfg, overrides)
     else:

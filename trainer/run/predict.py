@@ -21,7 +21,7 @@ from trainer.errors import UserError, first_line
 from trainer.logs import log
 from trainer.metrics import REGRESSION
 from trainer.run import checkpoint, rundir
-from trainer.run.evaluation import FIXED
+from trainer.run.evaluation import own_config
 from trainer.runtime import build_runtime, distributed, prepare_model
 
 FILE_NAME = "predictions.csv"
@@ -75,12 +75,7 @@ def predict_config(stored: dict, cfg: DictConfig, overrides) -> DictConfig:
     inputs are and how to read them (input_keys); any other data key the command changes is refused, because the
     model takes only what it was trained on."""
     typed = [override_key(o) for o in overrides]
-    fixed = [o for o in overrides if override_key(o).split(".")[0] in FIXED]
-    if fixed:
-        raise UserError(f"mode=predict uses the checkpoint's own model and loss, so {fixed[0]} cannot apply: remove "
-                        f"it (ckpt_path={cfg.ckpt_path} holds them)")
-    config = OmegaConf.create(stored)
-    config.trainer, config.mode, config.ckpt_path = cfg.trainer, cfg.mode, cfg.ckpt_path
+    config = own_config(stored, cfg, overrides, does="uses")
     allowed = input_keys(stored["data"])
     for key in (k for k in typed if k.startswith("data.")):
         name, value = key.split(".", 1)[1], OmegaConf.select(cfg, key)
