@@ -71,3 +71,18 @@ def test_a_run_without_a_torchvision_model_or_dataset_does_not_import_torchvisio
     probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert probe.stdout.strip() == "False", probe.stderr
+
+
+def unannotated(node):
+    """The parameters (besides self and cls) and the return a function leaves without a type hint; `__init__` may
+    leave out its return."""
+    args = node.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs, *(arg for arg in (args.vararg, args.kwarg) if arg)]
+    missing = [arg.arg for arg in params if arg.annotation is None and arg.arg not in ("self", "cls")]
+    return missing + (["return"] if node.returns is None and node.name != "__init__" else [])
+
+
+def test_every_public_function_in_trainer_has_type_hints():
+    bare = [f"{name}:{node.lineno} {node.name} ({', '.join(missing)})" for name, node in functions()
+            if (node.name == "__init__" or not node.name.startswith("_")) and (missing := unannotated(node))]
+    assert bare == []

@@ -3,7 +3,7 @@ a failed run's error with its traceback, while the console shows one sentence.""
 import re
 import warnings
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import run_cli
 from tests.datafiles import write_pngs
 from trainer.logs import RunLog, log
 

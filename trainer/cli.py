@@ -6,11 +6,14 @@ printed); 2 a mistake the user can fix (a config value, a path, an unknown optio
 wrote predictions.csv but skipped inputs it could not read (trainer/run/predict.py); 128 + the signal number (130
 Ctrl-C, 143 SIGTERM) when a signal stopped the run.
 """
+from __future__ import annotations
+
 import importlib
 import os
 import sys
 import time
 import traceback
+from typing import TYPE_CHECKING, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -24,26 +27,32 @@ from trainer.run import rundir
 from trainer.run.interrupt import Interrupted, Stop, StopAtOnce
 from trainer.sweep import resume as resume_sweep
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from omegaconf import DictConfig
+
 # mode -> the function that runs it, imported when chosen so that `train --help` does not wait for torch
 MODES = {"train": "trainer.run.train:train", "eval": "trainer.run.evaluation:evaluate_checkpoint",
          "lr_find": "trainer.run.lr_find:run_lr_find", "predict": "trainer.run.predict:predict"}
 USER_MISTAKE, FAILED = 2, 1
 
 
-def run_mode(cfg, place, overrides):
+def run_mode(cfg: DictConfig, place: rundir.Place, overrides: list[str]) -> dict[str, object]:
     """Check the config, then run its mode in `place`; returns the run's metrics."""
     validate(cfg, modes=MODES, overrides=overrides)
     module, function = MODES[cfg.mode].split(":")
     return getattr(importlib.import_module(module), function)(cfg, place, overrides=overrides)
 
 
-def dispatch(cfg, new_dir, overrides=()):
+def dispatch(cfg: DictConfig, new_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, object]:
     """What `train` does with a composed config, without Hydra's records: decide the folder, run the mode."""
     return run_mode(cfg, rundir.place(cfg, new_dir, list(overrides)), list(overrides))
 
 
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
-def run(cfg):
+def run(cfg: DictConfig) -> float | None:
     job = HydraConfig.get()
     overrides = list(job.overrides.task)
     in_sweep = job.mode == RunMode.MULTIRUN
@@ -69,7 +78,8 @@ def run(cfg):
     return metrics.get(recorded_monitor(metrics).best_key, metrics.get(result_key(TEST, ACC)))
 
 
-def stopped(stop, records, job, cfg, *, in_sweep):
+def stopped(stop: Interrupted | Stop, records: Records, job: DictConfig, cfg: DictConfig, *,
+            in_sweep: bool) -> NoReturn:
     """A signal stopped the run (in the epochs: after a step, with last.pt saved; anywhere else: where it was): its
     status, one line on how to go on, exit 128 + the signal. Even in a sweep: the user (or the scheduler) wants the
     whole process to stop."""
@@ -82,7 +92,8 @@ def stopped(stop, records, job, cfg, *, in_sweep):
     raise Exit(stop.exit_code) from None
 
 
-def decide_place(cfg, job, overrides, *, in_sweep):
+def decide_place(cfg: DictConfig, job: DictConfig, overrides: list[str], *,
+                 in_sweep: bool) -> tuple[DictConfig, rundir.Place | None]:
     """(config, Place) of the run, or (config, None) for a sweep job that is already done. A sweep job whose sweep
     folder holds an earlier run of it keeps, resumes or runs it again (trainer/sweep/resume.py)."""
     if not in_sweep:
@@ -97,7 +108,7 @@ def decide_place(cfg, job, overrides, *, in_sweep):
     return plan.cfg, rundir.place(plan.cfg, plan.run_dir)
 
 
-def stop_sweep(job, cfg, *, why):
+def stop_sweep(job: DictConfig, cfg: DictConfig, *, why: str) -> None:
     from trainer.sweep import stop_sweep as summarize_so_far  # matplotlib and SciPy: not for `train --help`
 
     summarize_so_far(job.sweep.dir, why=why, target=cfg.sweep.target)
@@ -109,7 +120,7 @@ class Records:
     else (a config mistake, a folder it cannot write) leaves nothing behind: its records are removed, and so is its
     folder if it was made for it (outputs/DATE/TIME; a folder named with hydra.run.dir may be the user's)."""
 
-    def __init__(self, place, cfg, job, *, in_sweep=False):
+    def __init__(self, place: rundir.Place, cfg: DictConfig, job: DictConfig, *, in_sweep: bool = False):
         self.place, self.started, self.log = place, time.perf_counter(), None
         self.writes, self.in_sweep = rundir.is_rank_0(), in_sweep
         self.made_here = "hydra.run.dir" not in {override_key(o) for o in job.overrides.hydra}
@@ -125,11 +136,11 @@ class Records:
         except OSError as error:
             raise rundir.cannot_make(place.run_dir, error, key="hydra.run.dir") from None
 
-    def open_log(self, command):
+    def open_log(self, command: str) -> None:
         self.log = RunLog(self.place.run_dir / "train.log").start()
         self.log.note(command)
 
-    def close(self, error=None, details=None):
+    def close(self, error: BaseException | None = None, details: Mapping[str, object] | None = None) -> None:
         if not (self.place.ours and self.writes):
             return
         if self.log is not None:
@@ -145,7 +156,7 @@ class Records:
             pass  # the disk is full: the run's own error says so already
 
 
-def report(error, cfg, overrides, *, in_sweep):
+def report(error: Exception, cfg: DictConfig, overrides: list[str], *, in_sweep: bool) -> None:
     """A failed run: one sentence for the user's mistakes, the traceback for anything else; in a sweep, recorded and
     the sweep goes on (the summary marks the job and the sweep exits 1), unless sweep.fail_fast stops it."""
     if in_sweep:
@@ -162,7 +173,7 @@ def report(error, cfg, overrides, *, in_sweep):
     raise Exit(FAILED)
 
 
-def main():
+def main() -> None:
     """`train` and `python -m trainer`. Under torchrun (WORLD_SIZE > 1) each process first joins the process
     group, so that all of them agree on one run dir before Hydra composes the config."""
     rundir.register_resolvers()
@@ -193,7 +204,7 @@ def main():
         raise Exit(USER_MISTAKE if exit.code == 1 else exit.code) from None
 
 
-def run_hydra():
+def run_hydra() -> None:
     """`run`, as Hydra calls it once it has composed the config, with Hydra's own errors raised to us instead of
     printed (HYDRA_FULL_ERROR), so that a misspelt key can be named (hydra_error)."""
     users_own = "HYDRA_FULL_ERROR" in os.environ
@@ -204,7 +215,7 @@ def run_hydra():
         hydra_error(error, users_own=users_own)
 
 
-def hydra_error(error, *, users_own):
+def hydra_error(error: Exception, *, users_own: bool) -> None:
     """An error Hydra raised outside losslab's code (before the run: composing the config). A key the config lacks
     (`trainer.epoch=1`) is one sentence naming the key meant, instead of Hydra's advice to add it with `+`; anything
     else is printed as Hydra prints it (exit 2), or raised as it is when the user set HYDRA_FULL_ERROR."""
@@ -216,7 +227,7 @@ def hydra_error(error, *, users_own):
         raise error
     from hydra._internal.utils import run_and_report  # Hydra's own report: its message, or a trimmed traceback
 
-    def again():
+    def again() -> NoReturn:
         raise error
 
     del os.environ["HYDRA_FULL_ERROR"]

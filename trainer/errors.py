@@ -2,7 +2,7 @@
 import sys
 
 
-def first_line(error, limit=300):
+def first_line(error: BaseException, limit: int = 300) -> str:
     """An exception's message as one line: its first paragraph (a message wrapped over several lines, such as
     Hydra's, is joined back into its sentence), at most `limit` characters; its type when it has no message."""
     text = str(error).strip()

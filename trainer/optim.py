@@ -2,8 +2,11 @@
 a throwaway parameter before the run starts (one optimizer step, the schedule stepped through the whole run), so a
 value torch rejects or divides by, found only once it steps, is one sentence before training, not a traceback in
 some epoch."""
+from __future__ import annotations
+
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -13,6 +16,11 @@ from trainer.config import build
 from trainer.config.values import shown
 from trainer.errors import UserError, first_line
 from trainer.metrics import MONITORABLE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from torch.optim.lr_scheduler import LRScheduler
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -33,7 +41,7 @@ def build_optimizer(cfg_optimizer: DictConfig, model: nn.Module) -> torch.optim.
     return optimizer
 
 
-def dry_step(make, cfg_optimizer: DictConfig, *, device: torch.device) -> None:
+def dry_step(make: Callable[..., torch.optim.Optimizer], cfg_optimizer: DictConfig, *, device: torch.device) -> None:
     """One step of the configured optimizer on a throwaway parameter on the run's device, with a closure as the loop
     gives it (LBFGS calls it several times): a setting torch accepts when building but not when stepping fails here.
 
@@ -43,7 +51,7 @@ def dry_step(make, cfg_optimizer: DictConfig, *, device: torch.device) -> None:
     weight = torch.tensor([1.0, -2.0], device=device, requires_grad=True)
     scale = torch.tensor([1.0, 10.0], device=device)
 
-    def closure():
+    def closure() -> torch.Tensor:
         optimizer.zero_grad()
         loss = (weight * scale).pow(2).sum()  # an ill-conditioned bowl: LBFGS needs several iterations
         loss.backward()
@@ -68,7 +76,7 @@ class Schedule:
     """When and how the loop steps the learning-rate scheduler: after every batch, or after every epoch,
     optionally on a validation metric (ReduceLROnPlateau). With no scheduler every call does nothing."""
 
-    def __init__(self, scheduler, interval, monitor):
+    def __init__(self, scheduler: LRScheduler | None, interval: str, monitor: str | None):
         self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
 
     def after_batch(self) -> None:
@@ -83,10 +91,10 @@ class Schedule:
         else:
             self.scheduler.step(metrics[self.monitor])
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, object] | None:
         return None if self.scheduler is None else self.scheduler.state_dict()
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, object] | None) -> None:
         if self.scheduler is not None and state is not None:
             self.scheduler.load_state_dict(state)
 
@@ -112,7 +120,7 @@ def build_schedule(cfg_scheduler: DictConfig, optimizer: torch.optim.Optimizer |
     return Schedule(make_scheduler(cfg_scheduler, optimizer, steps), interval, monitor)
 
 
-def make_scheduler(cfg_scheduler: DictConfig, optimizer: torch.optim.Optimizer, steps: int):
+def make_scheduler(cfg_scheduler: DictConfig, optimizer: torch.optim.Optimizer, steps: int) -> LRScheduler:
     make = build(cfg_scheduler.build, "scheduler")
     # a scheduler stepped every batch is told how many batches the whole run has (OneCycleLR needs it)
     return make(optimizer, total_steps=steps) if cfg_scheduler.interval == "step" else make(optimizer)

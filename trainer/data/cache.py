@@ -1,17 +1,27 @@
 """data.cache: decode a split once into memory (float32 tensors), within data.cache_budget_gb for `auto`. Decoding
 every file up front also finds an unreadable one before training."""
+from __future__ import annotations
+
 import itertools
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from trainer.data.loaders import reader, worker_failures_explained
 from trainer.logs import log
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
-def in_memory(dataset, num_workers):
+    from omegaconf import DictConfig
+
+    from trainer.data.splits import Splits
+
+
+def in_memory(dataset: Dataset, num_workers: int) -> TensorDataset:
     """Every sample of a split, decoded once into one tensor (with `num_workers` processes decoding), written into
     place batch by batch so the decoded split is held once, not twice, while it is gathered."""
     x_all = y_all = None
@@ -23,7 +33,7 @@ def in_memory(dataset, num_workers):
     return TensorDataset(x_all, y_all)
 
 
-def cache_plan(sizes, setting, budget_gb):
+def cache_plan(sizes: Mapping[str, int], setting: bool | str, budget_gb: float) -> list[str]:
     """The splits to decode into memory: every one for data.cache=true, none for false; for auto, in the order
     train, val, test (the first two are read every epoch), each that still fits the budget."""
     if setting != "auto":
@@ -36,7 +46,7 @@ def cache_plan(sizes, setting, budget_gb):
     return chosen
 
 
-def cache_splits(splits, cfg_data, *, names):
+def cache_splits(splits: Splits, cfg_data: DictConfig, *, names: Sequence[str]) -> Splits:
     """data.cache: the splits `names` that are not in memory yet, decoded into tensors once (the plan above). The
     choice and its reason are logged. Decoding every file up front also finds an unreadable one before training."""
     on_disk = {name: getattr(splits, name) for name in names if not isinstance(getattr(splits, name), TensorDataset)}
@@ -51,7 +61,7 @@ def cache_splits(splits, cfg_data, *, names):
     return replace(splits, **{name: in_memory(on_disk[name], cfg_data.num_workers) for name in chosen})
 
 
-def cache_reason(sizes, chosen, budget, num_workers):
+def cache_reason(sizes: Mapping[str, int], chosen: list[str], budget: float, num_workers: int) -> str:
     """One log line: which splits data.cache=auto decodes into memory and which it reads from disk, and why."""
     amount = lambda names: memory_text(sum(sizes[name] for name in names))
     listed = lambda names: " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
@@ -65,7 +75,7 @@ def cache_reason(sizes, chosen, budget, num_workers):
     return "data.cache=auto: " + "; ".join(said)
 
 
-def memory_text(size):
+def memory_text(size: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if size >= scale:
             return f"{size / scale:.3g} {unit}"

@@ -1,5 +1,9 @@
 """Your own images: a folder of class subfolders, in either layout (root/train/<class>/ with optional val/ and
 test/, or root/<class>/ split by seed). Class names are the subfolder names, sorted."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import torch
 from torch.utils.data import Dataset
 
@@ -9,6 +13,10 @@ from trainer.data.scan import (IMAGE_EXTENSIONS, Skipped, class_folders, image_f
                                unique_samples)
 from trainer.data.splits import Splits, split_indices
 from trainer.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
 
 SPLIT_FOLDERS = ("train", "val", "test")  # the layout with splits of its own, in the order duplicates are kept
 
@@ -27,12 +35,12 @@ class ImageFiles(Dataset):
     def __getitem__(self, i):
         return self.samples[i]
 
-    def size_of(self, i):
+    def size_of(self, i: int) -> tuple[int, int]:
         """(width, height) of image i as it is shown, read from its header alone."""
         return upright_size(self.samples[i][0], self.max_pixels)
 
 
-def folder_classes(folder, root, skipped):
+def folder_classes(folder: Path, root: Path, skipped: Skipped) -> list[str]:
     """The sorted class subfolders of `folder`; at least two, or one sentence saying what data.root should be."""
     check_folder(folder, "data.root", fix="point data.root at a folder of class subfolders")
     classes = class_folders(folder, skipped)
@@ -45,14 +53,14 @@ def folder_classes(folder, root, skipped):
     return classes
 
 
-def folder_samples(folder, classes, root, skipped):
+def folder_samples(folder: Path, classes: Sequence[str], root: Path, skipped: Skipped) -> list[tuple[str, int]]:
     """(path, label) of every image under folder/<class>/ for the class list (a class missing here is allowed: a
     val/ folder may lack one)."""
     return [(path, label) for label, name in enumerate(classes) if (folder / name).is_dir()
             for path in image_files(folder / name, root, skipped)]
 
 
-def check_classes(samples, classes, folder, root):
+def check_classes(samples: Sequence[tuple[str, int]], classes: Sequence[str], folder: Path, root: Path) -> None:
     """A class folder without any image is one sentence naming it (the model would get an output no sample ever
     trains)."""
     counts = torch.bincount(torch.tensor([label for _, label in samples], dtype=torch.long), minlength=len(classes))
@@ -64,14 +72,14 @@ def check_classes(samples, classes, folder, root):
                         f"({', '.join(IMAGE_EXTENSIONS)}): add its images or remove the folder")
 
 
-def check_own_split(samples, root, name):
+def check_own_split(samples: Sequence[tuple[str, int]], root: Path, name: str) -> None:
     """root/val or root/test as it is; one that holds no images is one sentence with both ways out."""
     if not samples:
         raise UserError(f"data.root={root}: {root / name} holds no images in class folders: add them, or remove "
                         f"{name}/ to carve the {name} split from train/ (data.source.{name}_fraction)")
 
 
-def found_samples(root, top, classes, skipped):
+def found_samples(root: Path, top: Path, classes: Sequence[str], skipped: Skipped) -> dict[str, list[tuple[str, int]]]:
     """{"train": samples, and "val"/"test" where root has a folder of that name next to train/}, each file once."""
     names = [name for name in SPLIT_FOLDERS[1:] if top != root and (root / name).is_dir()]
     parts = {"train": folder_samples(top, classes, root, skipped),

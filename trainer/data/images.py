@@ -5,8 +5,11 @@ it): upright as its EXIF orientation says, decoded no larger than the run needs,
 cannot be decoded, or is over the limit, is one sentence naming it. The random train-time augmentation is built here
 too; normalisation, caching and label noise are the data stage's (trainer/data/stage.py), the same for every source.
 """
+from __future__ import annotations
+
 import statistics
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -16,6 +19,10 @@ from torchvision.transforms import v2
 from trainer.data.splits import Splits, labels_of
 from trainer.errors import UserError, first_line
 from trainer.logs import log
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from pathlib import Path
 
 PIL_MODES = {1: "L", 3: "RGB"}  # the channels an image is converted to
 SIZE_SAMPLES = 100  # training images whose size data.image_size=null reads
@@ -34,13 +41,13 @@ class UnreadableImage(UserError):
     worker process 0.", the worker's traceback, and last "trainer.data.images.UnreadableImage: <the sentence>"; that
     keeps only the sentence."""
 
-    def __init__(self, message):
+    def __init__(self, message: str):
         if message.startswith(f"Caught {type(self).__name__} "):
             message = message.rstrip().splitlines()[-1].removeprefix(f"{__name__}.{type(self).__name__}: ")
         super().__init__(message)
 
 
-def unreadable(path, error):
+def unreadable(path: str | Path, error: Exception) -> UnreadableImage:
     if isinstance(error, PermissionError):  # the file is fine; the user may not open it
         return UnreadableImage(f"{path} cannot be opened (no read permission): make it readable (chmod u+r) or "
                                "delete it")
@@ -50,7 +57,7 @@ def unreadable(path, error):
 
 
 @contextmanager
-def opened(path, max_pixels):
+def opened(path: str | Path, max_pixels: int) -> Iterator[Image.Image]:
     """The image file at `path` opened (its header read, nothing decoded), within `max_pixels`. Pillow's own
     decompression-bomb check is off meanwhile, replaced by this one, whose limit the user can raise and whose refusal
     names the file and the key; errors while decoding in the `with` block name the file too.
@@ -74,14 +81,14 @@ def opened(path, max_pixels):
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def upright_size(path, max_pixels=PILLOW_LIMIT):
+def upright_size(path: str | Path, max_pixels: int = PILLOW_LIMIT) -> tuple[int, int]:
     """(width, height) of the image file as it is shown (its EXIF orientation applied), read from its header."""
     with opened(path, max_pixels) as image:
         width, height = image.size
         return (height, width) if image.getexif().get(EXIF_ORIENTATION) in TURNED else (width, height)
 
 
-def read_image(path, *, side, max_pixels=PILLOW_LIMIT):
+def read_image(path: str | Path, *, side: int | None, max_pixels: int = PILLOW_LIMIT) -> Image.Image:
     """The image file at `path` decoded, upright and no larger than needed: a JPEG decoded at 1/2, 1/4 or 1/8 scale
     (Pillow's draft mode, in the DCT) and any image box-reduced by a whole factor (Image.reduce) while its shorter
     side stays at least REDUCING_GAP times `side` (the antialiased resize after it does the rest, as Pillow's own
@@ -101,7 +108,7 @@ def read_image(path, *, side, max_pixels=PILLOW_LIMIT):
         return image.reduce(factor, box=whole_blocks(image.size, factor)) if factor > 1 else image
 
 
-def whole_blocks(size, factor):
+def whole_blocks(size: tuple[int, int], factor: int) -> tuple[int, int, int, int]:
     """The centred box of `size` (width, height) whose sides are whole multiples of `factor`: reducing only whole
     blocks keeps the image's centre where it was (the centre crop that follows sees what a full decode would)."""
     (width, height), (left, top) = size, (size[0] % factor // 2, size[1] % factor // 2)
@@ -123,14 +130,14 @@ class FileDecoder:
 class ToMode:
     """Convert a PIL image to grayscale ("L") or RGB, so every sample has data.channels channels."""
 
-    def __init__(self, mode):
+    def __init__(self, mode: str):
         self.mode = mode
 
     def __call__(self, image):
         return image.convert(self.mode)
 
 
-def check_image_settings(channels, image_size):
+def check_image_settings(channels: int, image_size: int | None) -> None:
     if channels not in PIL_MODES:
         raise UserError(f"data.channels={channels} is not supported for images: use 1 (grayscale) or 3 (RGB)")
     if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1):
@@ -138,7 +145,7 @@ def check_image_settings(channels, image_size):
                         "null for the images' own size")
 
 
-def decoder(channels, image_size):
+def decoder(channels: int, image_size: int) -> v2.Compose:
     """PIL image -> float tensor [channels, image_size, image_size] in [0, 1]: shorter side resized (not at all
     when it is image_size already), centre cropped."""
     return v2.Compose([
@@ -147,7 +154,7 @@ def decoder(channels, image_size):
     ])
 
 
-def augmenter(image_size):
+def augmenter(image_size: int) -> v2.Compose:
     """Random crop (after padding by an eighth, reflected) and horizontal flip of a decoded image tensor."""
     return v2.Compose([
         v2.RandomCrop(image_size, padding=max(image_size // 8, 1), padding_mode="reflect"),
@@ -159,7 +166,8 @@ class Transformed(Dataset):
     """The samples `indices` of `base`, each image passed through `transform`. Train and val can share a base (val
     carved from torchvision's train set) and still differ in their transform (augmentation for train only)."""
 
-    def __init__(self, base, indices, transform):
+    def __init__(self, base: Dataset, indices: Sequence[int] | torch.Tensor,
+                 transform: Callable[[object], torch.Tensor]):
         self.base, self.indices, self.transform = base, torch.as_tensor(indices, dtype=torch.long), transform
 
     def __len__(self):
@@ -170,11 +178,11 @@ class Transformed(Dataset):
         return self.transform(image), label
 
     @property
-    def targets(self):
+    def targets(self) -> torch.Tensor:
         return labels_of(self.base)[self.indices]
 
 
-def own_size(base, indices, seed):
+def own_size(base: Dataset, indices: Sequence[int] | torch.Tensor, seed: int) -> int:
     """data.image_size=null, for a model trained from scratch: the images' own size. Their shorter side (images are
     centre-cropped square), the median over up to SIZE_SAMPLES training images drawn by seed, so a few odd ones do
     not decide it; logged with the range found."""
@@ -191,14 +199,15 @@ def own_size(base, indices, seed):
     return side
 
 
-def sample_decoder(base, decode, *, channels, size):
+def sample_decoder(base: Dataset, decode: v2.Compose, *, channels: int, size: int) -> v2.Compose | FileDecoder:
     """How a sample of `base` becomes a tensor: a base that lists files (an image folder, with the pixel limit its
     files are read within) through FileDecoder; decoded images (torchvision's sets) through `decode`."""
     max_pixels = getattr(base, "max_pixels", None)
     return decode if max_pixels is None else FileDecoder(channels=channels, image_size=size, max_pixels=max_pixels)
 
 
-def make_splits(parts, *, classes, channels, image_size, augment, seed):
+def make_splits(parts: Mapping[str, tuple[Dataset, Sequence[int] | torch.Tensor]], *, classes: Sequence[str],
+                channels: int, image_size: int | None, augment: bool, seed: int) -> Splits:
     """Splits from (base dataset, indices) per split, decoded on access, with the train split's augmentation."""
     check_image_settings(channels, image_size)
     size = image_size or own_size(*parts["train"], seed)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from trainer.data.splits import labels_of
+from trainer.data.splits import Splits, labels_of
 from trainer.logs import log
 
 LABEL_NOISE_STREAM = 0x1ABE1  # mixed with `seed`: label noise draws from a random stream of its own
@@ -15,7 +15,7 @@ LABEL_NOISE_STREAM = 0x1ABE1  # mixed with `seed`: label noise draws from a rand
 class Relabeled(Dataset):
     """`dataset` with its labels replaced by `targets` (data.label_noise on data not held in tensors)."""
 
-    def __init__(self, dataset, targets):
+    def __init__(self, dataset: Dataset, targets: torch.Tensor):
         self.dataset, self.targets = dataset, targets
 
     def __len__(self):
@@ -25,7 +25,7 @@ class Relabeled(Dataset):
         return self.dataset[i][0], self.targets[i]
 
 
-def noisy_labels(labels, *, fraction, num_classes, seed):
+def noisy_labels(labels: torch.Tensor, *, fraction: float, num_classes: int, seed: int) -> torch.Tensor:
     """`labels` with exactly round(fraction * n) of them, chosen by seed, each replaced by a class drawn uniformly
     from the other num_classes - 1 (a shift of 1..num_classes-1, modulo num_classes). The draws come from a stream
     of their own, so the run's other random numbers are those of a clean run."""
@@ -37,7 +37,7 @@ def noisy_labels(labels, *, fraction, num_classes, seed):
     return noisy
 
 
-def with_label_noise(splits, fraction, *, num_classes, seed):
+def with_label_noise(splits: Splits, fraction: float, *, num_classes: int, seed: int) -> Splits:
     """data.label_noise: the training split with a `fraction` of its labels wrong; val and test stay clean."""
     if not fraction:
         return splits
@@ -49,7 +49,7 @@ def with_label_noise(splits, fraction, *, num_classes, seed):
     return replace(splits, train=train)
 
 
-def target_statistics(splits):
+def target_statistics(splits: Splits) -> dict[str, list[float] | None]:
     """data.target_stats of a regression: the training targets' mean and std in each loss space of trainer.losses
     (identity for MSE, MAE and Huber; log1p for MSLE, None when a target is -1 or below), as plain floats."""
     y = labels_of(splits.train).double()

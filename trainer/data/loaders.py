@@ -1,13 +1,19 @@
 """The loaders that feed a split to the loop. Tensors that sit in memory are served by `TensorLoader` (one indexing
 op per batch, no per-sample Python loop); anything else by a DataLoader that shuffles in the same order, so caching a
 split changes the speed of a run, not its result. A DataLoader worker that dies is one sentence with the fix."""
+from __future__ import annotations
+
 import contextlib
 import itertools
+from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, TensorDataset
 
 from trainer.errors import UserError, first_line
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class TensorLoader:
@@ -21,8 +27,9 @@ class TensorLoader:
     `weights` (data.sampler) a pass draws as many samples as the split has, with replacement, in proportion to them.
     """
 
-    def __init__(self, dataset, *, batch_size, shuffle, generator=None, device=None, rank=0, world_size=1,
-                 weights=None):
+    def __init__(self, dataset: TensorDataset, *, batch_size: int, shuffle: bool,
+                 generator: torch.Generator | None = None, device: torch.device | str | None = None, rank: int = 0,
+                 world_size: int = 1, weights: torch.Tensor | None = None):
         self.tensors = tuple(t.to(device) for t in dataset.tensors) if device is not None else dataset.tensors
         self.batch_size = batch_size
         self.shuffle = shuffle or weights is not None
@@ -54,7 +61,7 @@ class TensorLoader:
     def __iter__(self):
         return self.batches()
 
-    def batches(self, skip=0):
+    def batches(self, skip: int = 0) -> Iterator[list[torch.Tensor]]:
         """This rank's batches for one pass, leaving out the first `skip`."""
         order = self._order()
         for start in range(skip * self.batch_size, self._num_samples(), self.batch_size):
@@ -65,7 +72,7 @@ class TensorLoader:
                 yield [t[idx] for t in self.tensors]
 
 
-def draw_order(n, generator, weights=None):
+def draw_order(n: int, generator: torch.Generator | None, weights: torch.Tensor | None = None) -> torch.Tensor:
     """One pass's order of a split of n samples: a permutation, or with `weights` n draws with replacement in
     proportion to them (a WeightedRandomSampler's)."""
     if weights is None:
@@ -79,7 +86,8 @@ class Shuffle(Sampler):
     RandomSampler draws from the generator after the DataLoader has taken its workers' base seed from it.) Under
     torchrun (`rank` of `world_size`) each rank takes every world_size-th of the order, padded by wrapping around."""
 
-    def __init__(self, size, generator, weights=None, rank=0, world_size=1):
+    def __init__(self, size: int, generator: torch.Generator, weights: torch.Tensor | None = None, rank: int = 0,
+                 world_size: int = 1):
         self.size, self.generator, self.weights = size, generator, weights
         self.rank, self.world_size = rank, world_size
 
@@ -92,8 +100,9 @@ class Shuffle(Sampler):
         return iter(order[self.rank::self.world_size].tolist())
 
 
-def make_loader(dataset, *, batch_size, shuffle, num_workers=0, seed=0, pin_memory=False, device=None, rank=0,
-                world_size=1, weights=None):
+def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, num_workers: int = 0, seed: int = 0,
+                pin_memory: bool = False, device: torch.device | str | None = None, rank: int = 0, world_size: int = 1,
+                weights: torch.Tensor | None = None) -> TensorLoader | DataLoader:
     """The loader for one split; shuffling order follows `seed` so a run is reproducible. In-memory tensors are
     moved to a CUDA `device` once; `rank`/`world_size` shard the split for a torchrun run
     (trainer/runtime/distributed.py); `weights` (one per sample: data.sampler) draw each pass with replacement."""
@@ -115,7 +124,8 @@ def make_loader(dataset, *, batch_size, shuffle, num_workers=0, seed=0, pin_memo
     )
 
 
-def epoch_batches(loader, seed, epoch, skip=0):
+def epoch_batches(loader: TensorLoader | DataLoader, seed: int, epoch: int,
+                  skip: int = 0) -> Iterator[list[torch.Tensor]]:
     """The loader's batches for `epoch`, leaving out the first `skip` (those a run interrupted mid-epoch already
     trained on). The shuffle order depends only on (seed, epoch), not on what ran before, so a resumed run sees
     exactly the batches an uninterrupted one would."""
@@ -131,14 +141,14 @@ def epoch_batches(loader, seed, epoch, skip=0):
     return itertools.islice(loader, skip, None)  # a DataLoader still loads the skipped batches, once
 
 
-def reader(dataset, num_workers):
+def reader(dataset: Dataset, num_workers: int) -> DataLoader:
     """One pass over a dataset in order, in batches of 256. Its own generator: a DataLoader draws its workers' seed
     from the global one otherwise, which would change the model's initialisation that follows."""
     return DataLoader(dataset, batch_size=256, num_workers=num_workers, generator=torch.Generator())
 
 
 @contextlib.contextmanager
-def worker_failures_explained():
+def worker_failures_explained() -> Iterator[None]:
     """A DataLoader worker that died (out of memory, a crashing library) as one sentence with the fix."""
     try:
         yield

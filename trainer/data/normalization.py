@@ -1,13 +1,19 @@
 """data.normalize: per-channel (x - mean) / std, with the training split's statistics or data.mean/data.std."""
+from __future__ import annotations
+
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.data import Subset, TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from trainer.data.loaders import reader, worker_failures_explained
-from trainer.data.splits import MapInputs
+from trainer.data.splits import MapInputs, Splits
 from trainer.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 STATISTICS_SAMPLES = 5000  # training samples data.normalize reads its statistics from (a seeded sample beyond that)
 
@@ -15,7 +21,7 @@ STATISTICS_SAMPLES = 5000  # training samples data.normalize reads its statistic
 class Standardize:
     """(x - mean) / std per channel (dimension `channel_dim` of x); a class, so DataLoader workers can take it."""
 
-    def __init__(self, mean, std, channel_dim=0):
+    def __init__(self, mean: Sequence[float], std: Sequence[float], channel_dim: int = 0):
         self.mean, self.std = torch.tensor(mean), torch.tensor(std)
         self.channel_dim = channel_dim
 
@@ -25,7 +31,7 @@ class Standardize:
         return (x - self.mean.view(view)) / self.std.view(view)
 
 
-def channel_values(value, key, channels):
+def channel_values(value: object, key: str, channels: int) -> list[float]:
     """data.mean / data.std as one float per channel: a number or a one-item list is every channel's."""
     values = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__len__") else [value]
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
@@ -36,7 +42,7 @@ def channel_values(value, key, channels):
     return [float(v) for v in values] * (channels if len(values) == 1 else 1)
 
 
-def channel_statistics(dataset, *, num_workers, seed):
+def channel_statistics(dataset: Dataset, *, num_workers: int, seed: int) -> tuple[list[float], list[float]]:
     """Per-channel mean and (unbiased) std of a split's inputs, over all of it or, beyond STATISTICS_SAMPLES
     samples, a sample of that many drawn by seed; summed in float64. The sums read the same batches whether the
     split is in memory or on disk, so both give the same numbers. A channel without spread is left unscaled."""
@@ -54,10 +60,10 @@ def channel_statistics(dataset, *, num_workers, seed):
     return mean.tolist(), torch.where(std > 1e-6, std, torch.ones_like(std)).tolist()
 
 
-def normalized(splits, mean, std):
+def normalized(splits: Splits, mean: Sequence[float], std: Sequence[float]) -> Splits:
     """Every split's inputs standardised per channel with the given values (the training split's statistics, or
     data.mean/data.std): tensors in memory once, now; anything else on access."""
-    def part(dataset):
+    def part(dataset: Dataset | None) -> Dataset | None:
         if dataset is None:
             return None
         if isinstance(dataset, TensorDataset):

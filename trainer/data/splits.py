@@ -1,12 +1,18 @@
 """A dataset's three splits and how they are cut: `Splits`, the seeded shuffle that cuts a dataset into train,
 validation and test, the class count, and the checks that the splits can train and measure a model."""
+from __future__ import annotations
+
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from trainer.errors import UserError
 from trainer.metrics import REGRESSION
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 
 @dataclass
@@ -124,7 +130,7 @@ def split_tensors(x: torch.Tensor, y: torch.Tensor, val_fraction: float | None, 
     return Splits(train=train, val=val, test=test)
 
 
-def count_classes(num_classes, splits):
+def count_classes(num_classes: int | None, splits: Splits) -> int:
     """The number of classes: `data.num_classes`, or with `null` as many as the dataset names (image_folder reads
     them from its folders); a number that contradicts the dataset's own count is a UserError."""
     if splits.classes is None:
@@ -139,7 +145,7 @@ def count_classes(num_classes, splits):
     return count
 
 
-def check_splits(splits, names, *, classifies=True):
+def check_splits(splits: Splits, names: Sequence[str], *, classifies: bool = True) -> None:
     """Splits a model can learn from and be measured on: none of `names` empty, and for a classifier at least two
     classes among the training labels (one class "trains" to accuracy 1.0)."""
     for name in names:
@@ -153,7 +159,7 @@ def check_splits(splits, names, *, classifies=True):
                             "needs at least two; check data.root and data.source")
 
 
-def labels_of(dataset):
+def labels_of(dataset: Dataset) -> torch.Tensor:
     """All integer labels of a dataset, for the range check before training."""
     if isinstance(dataset, TensorDataset):
         return dataset.tensors[1]
@@ -166,7 +172,7 @@ def labels_of(dataset):
 class MapInputs(Dataset):
     """`dataset` with `function` applied to each sample's input on access (normalisation, augmentation)."""
 
-    def __init__(self, dataset, function):
+    def __init__(self, dataset: Dataset, function: Callable[[torch.Tensor], torch.Tensor]):
         self.dataset, self.function = dataset, function
 
     def __len__(self):
@@ -177,5 +183,5 @@ class MapInputs(Dataset):
         return self.function(x), y
 
     @property
-    def targets(self):
+    def targets(self) -> torch.Tensor:
         return labels_of(self.dataset)

@@ -149,7 +149,7 @@ def sniffed_delimiter(text: str) -> str:
     its rows into several."""
     lines = [line for line in text.split("\n", SNIFF_LINES)[:SNIFF_LINES] if line.strip()]
 
-    def score(delimiter):
+    def score(delimiter: str) -> tuple[bool, int, int]:
         counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)] or [0]
         return (len(set(counts)) == 1 and counts[0] > 1, counts[0], -DELIMITERS.index(delimiter))
 

@@ -6,8 +6,11 @@ the training split's mean and std.
 A batch holds (inputs, positions, readable): an image file that cannot be decoded comes as zeros with readable
 False, so the rest of the batch is predicted and the file is named (`Inputs.why`), also from DataLoader workers.
 """
+from __future__ import annotations
+
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +19,9 @@ from torch.utils.data import Dataset, TensorDataset
 from trainer.data.normalization import Standardize
 from trainer.errors import UserError, first_line
 from trainer.logs import log
+
+if TYPE_CHECKING:
+    from trainer.data.table_files import Table
 
 # what mode=predict takes from the command line (the rest of the data config is the checkpoint's): where the inputs
 # are and how to read them
@@ -103,7 +109,7 @@ def table_rows(data: Mapping, statistics: tuple[list[float], list[float]] | None
                   truth)
 
 
-def row_ids(table, id_column: str | None, *, required: bool) -> tuple[str, list[str]]:
+def row_ids(table: Table, id_column: str | None, *, required: bool) -> tuple[str, list[str]]:
     """(column name, ids) of a table's rows: data.id_column's values, or the row numbers (from 1) when it is null or,
     not named on this command line, the file lacks it."""
     from trainer.data.table_files import column_named

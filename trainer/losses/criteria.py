@@ -36,5 +36,5 @@ class FocalLoss(nn.Module):
         weights = self.weight[target.argmax(dim=1)]
         return (weights * per_sample).sum() / weights.sum()
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"alpha={self.alpha}, gamma={self.gamma}"

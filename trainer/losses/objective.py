@@ -122,7 +122,7 @@ class Objective(nn.Module):
         the samples of a batch, whatever it does within one)."""
         return torch.stack([self(logits[i:i + 1], labels[i:i + 1]) for i in range(len(labels))])
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         if self.task == REGRESSION:
             return f"task=regression, space={self.space_name}"
         weighted = f", class_weights={self.class_weights_name}" if hasattr(self, "class_weights_name") else ""

@@ -1,11 +1,18 @@
 """The running sums of a pass, kept on the device: loss and accuracy (and the confusion matrix) of every pass, the
 gradient norm of a training pass, and an evaluation's scores (trainer/metrics/scores.py). Nothing here waits for the
 device until a value is read."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import torch
 
 from trainer.metrics.names import ACC, GRAD_NORM_MAX, GRAD_NORM_MEAN, LOSS
-from trainer.metrics.scores import ProbabilityScores, minority_scores
+from trainer.metrics.scores import ProbabilityScores, RegressionScores, minority_scores
 from trainer.runtime import distributed
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class RunningMetrics:
@@ -21,8 +28,9 @@ class RunningMetrics:
 
     WINDOW = 32
 
-    def __init__(self, device: torch.device | str, confusion: bool = False, log_probabilities=None, *,
-                 scores=None, classifies: bool = True):
+    def __init__(self, device: torch.device | str, confusion: bool = False,
+                 log_probabilities: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+                 scores: ProbabilityScores | RegressionScores | None = None, classifies: bool = True):
         zero = lambda *shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype, device=device)
         self.loss_sum, self.correct, self.count = zero(), zero(dtype=torch.long), 0
         self.track_confusion, self.confusion, self.classifies = confusion, None, classifies

@@ -1,11 +1,17 @@
 """What an evaluation scores besides loss and accuracy, summed on the device: the metrics that compare across losses
 (NLL, Brier, calibration bins) from the predicted probabilities, a regression's errors in the targets' own units, and
 from a confusion matrix the metrics that see the minority classes (per-class recall, balanced accuracy, macro-F1)."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from trainer.metrics.names import BALANCED_ACC, BRIER, ECE, ECE_BINS, MACRO_F1, MAE, NLL, R2, RMSE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class ProbabilityScores:
@@ -15,13 +21,13 @@ class ProbabilityScores:
     max_k p[k], each with its samples' count, summed confidence and number right. ECE = sum over bins of
     |summed confidence - number right| / samples, i.e. the count-weighted gap between confidence and accuracy."""
 
-    def __init__(self, device, log_probabilities):
+    def __init__(self, device: torch.device | str, log_probabilities: Callable[[torch.Tensor], torch.Tensor]):
         self.log_probabilities = log_probabilities  # the objective's logits -> log-probabilities
         self.nll, self.brier = torch.zeros((), device=device), torch.zeros((), device=device)
         self.count, self.confidence, self.right = (torch.zeros(ECE_BINS, device=device) for _ in range(3))
         self.edges = torch.linspace(0, 1, ECE_BINS + 1, device=device)[1:-1]  # the inner bin edges
 
-    def add(self, logits, labels):
+    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         log_p = self.log_probabilities(logits.float())
         p, true = log_p.exp(), labels.unsqueeze(1)
         p_true = p.gather(1, true)
@@ -34,11 +40,12 @@ class ProbabilityScores:
         self.confidence.index_add_(0, bins, confidence)
         self.right.index_add_(0, bins, (predicted == labels).float())
 
-    def sums(self):
+    def sums(self) -> list[torch.Tensor]:
         return [self.nll.clone(), self.brier.clone(), self.count.clone(), self.confidence.clone(), self.right.clone()]
 
     @staticmethod
-    def results(nll, brier, count, confidence, right, *, count_all):
+    def results(nll: torch.Tensor, brier: torch.Tensor, count: torch.Tensor, confidence: torch.Tensor,
+                right: torch.Tensor, *, count_all: int) -> dict[str, object]:
         """{NLL, BRIER, ECE, "calibration"} from summed tensors (over ranks) and the number of samples; the bins are
         in the form metrics.json keeps under CALIBRATION."""
         count, confidence, right = count.tolist(), confidence.tolist(), right.tolist()
@@ -55,22 +62,22 @@ class RegressionScores:
     R^2 = 1 - sum (y - prediction)^2 / sum (y - mean y)^2, over every target value of the pass. Summed in float64
     where the device has it, so R^2's difference of sums keeps its digits."""
 
-    def __init__(self, device, predict):
+    def __init__(self, device: torch.device | str, predict: Callable[[torch.Tensor], torch.Tensor]):
         self.predict = predict
         dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64
         self.values = torch.zeros(5, dtype=dtype, device=device)  # squared error, absolute error, y, y^2, count
 
-    def add(self, outputs, targets):
+    def add(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         error = (self.predict(outputs.float()) - targets).to(self.values.dtype)
         y = targets.to(self.values.dtype)
         self.values += torch.stack([error.square().sum(), error.abs().sum(), y.sum(), y.square().sum(),
                                     torch.tensor(float(y.numel()), dtype=y.dtype, device=y.device)])
 
-    def sums(self):
+    def sums(self) -> list[torch.Tensor]:
         return [self.values.clone()]
 
     @staticmethod
-    def results(values, *, count_all):
+    def results(values: torch.Tensor, *, count_all: int) -> dict[str, float]:
         squared, absolute, y_sum, y_squares, n = values.tolist()
         n = max(n, 1)
         spread = y_squares - y_sum * y_sum / n  # sum (y - mean y)^2

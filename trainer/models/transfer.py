@@ -8,6 +8,8 @@ registers is its output layer (`fc` for ResNet, `classifier[6]` for VGG). That l
 The model carries what the training run does differently for it, as the hooks trainer/models/__init__.py describes:
 the feature cache for a frozen backbone (`training_view`) and unfreezing at `model.unfreeze_at_epoch` (`epoch_hook`).
 """
+from __future__ import annotations
+
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -73,13 +75,13 @@ class TransferModel(nn.Module):
         self.backbone.requires_grad_(not frozen)
         self.train(self.training)
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
         if self.frozen:
             self.backbone.eval()  # frozen BatchNorm keeps its running statistics; dropout stays off
         return self
 
-    def prepare(self, x):
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
         if self.repeat_gray:
             x = x.expand(-1, 3, -1, -1)  # grayscale repeated to the 3 channels the network was built for
         return (x - self.mean) / self.std
@@ -92,7 +94,7 @@ class TransferModel(nn.Module):
 
     # --- the hooks the run calls (trainer/models/__init__.py lists them) ---
 
-    def training_view(self, splits, *, read: Callable, augment: bool, device: torch.device
+    def training_view(self, splits: object, *, read: Callable, augment: bool, device: torch.device
                       ) -> tuple[nn.Module, object]:
         """With a frozen backbone whose input is not randomly augmented, the backbone gives the same output every
         epoch: compute it once per split, and train and evaluate only the head on it.
@@ -120,14 +122,14 @@ class TransferModel(nn.Module):
             raise UserError("model.unfreeze_at_epoch needs an optimizer with parameter groups, and LBFGS has one: "
                             "use another optimizer (e.g. optimizer=adam) or model.unfreeze_at_epoch=null")
 
-        def on_epoch_start(epoch):
+        def on_epoch_start(epoch: int) -> None:
             if epoch == at:
                 lr = unfreeze(self, optimizer, schedule)
                 log.info(f"epoch {epoch}: backbone unfrozen, training at lr {lr:.3g}")
 
         return on_epoch_start
 
-    def check_input_size(self, in_shape, num_features):
+    def check_input_size(self, in_shape: Sequence[int], num_features: int) -> None:
         """One sample through the backbone now, so images it cannot take fail here in one sentence."""
         mode = self.training
         self.eval()
@@ -144,7 +146,8 @@ class TransferModel(nn.Module):
                             ": it is not a network whose last Linear layer is its output; pick another model.arch")
 
 
-def check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, cache_features):
+def check_settings(in_shape: Sequence[int], freeze_backbone: bool, unfreeze_at_epoch: int | None,
+                   cache_features: bool | str) -> None:
     """The settings that depend on each other; each value's own rule is in trainer/config/values.py."""
     if len(in_shape) != 3:
         raise UserError(f"transfer models need images shaped [channels, height, width], but data.shape="
@@ -159,7 +162,7 @@ def check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, cache_features)
                             "(model.freeze_backbone=false trains the backbone from the start) or null")
 
 
-def check_channels(in_shape, needed, arch):
+def check_channels(in_shape: Sequence[int], needed: int, arch: str) -> bool:
     """True if grayscale input must be repeated to the network's channels; a UserError if the channels differ."""
     channels = in_shape[0]
     if channels == needed:

@@ -6,6 +6,8 @@ loading can never run code: `model`, `optimizer`, `scheduler`, `scaler` state di
 stands), `rng` (every generator's state), `config` (the resolved config, as values), `classes`, `versions` and
 `format`.
 """
+from __future__ import annotations
+
 import io
 import os
 import platform
@@ -15,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +29,9 @@ from trainer.errors import UserError, first_line
 from trainer.run.rundir import NO_SPACE, cannot_make, make_folder
 from trainer.runtime import distributed
 from trainer.safe_load import load_pt
+
+if TYPE_CHECKING:
+    from trainer.run.assemble import Assembly
 
 FORMAT = 2  # 1: before `progress` held the only copy of epoch, global_step and best (still loads)
 RUN_KEYS = ("model", "optimizer", "scheduler", "progress", "rng", "config")  # what a run's checkpoint holds
@@ -47,7 +53,7 @@ class Progress:
     history: list = field(default_factory=list)  # one dict of metrics per finished epoch
 
     @classmethod
-    def from_state(cls, state):
+    def from_state(cls, state: dict) -> Progress:
         """The Progress stored in a checkpoint, also one written before FORMAT 2."""
         stored = dict(state["progress"])
         if "best" in stored:  # format 1: best = {"val_acc", "epoch"}, -1.0 before any epoch
@@ -60,7 +66,7 @@ class Progress:
 
 # --- files ------------------------------------------------------------------------------------------------------
 
-def save(state, *paths):
+def save(state: dict, *paths: str | Path) -> None:
     """Write `state` to every path atomically: a killed process or a full disk leaves the previous file intact, never
     a half-written one. Serialised and written once; further paths are hard links to the same file, made before the
     rename.
@@ -71,7 +77,7 @@ def save(state, *paths):
     write(serialised(state), *paths)
 
 
-def serialised(state) -> bytes:
+def serialised(state: dict) -> bytes:
     """The bytes torch.save writes for `state`: the state as it is now, whatever training does to it next."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -86,7 +92,7 @@ class Saver:
     def __init__(self) -> None:
         self.thread, self.error = None, None
 
-    def save(self, state, *paths) -> None:
+    def save(self, state: dict, *paths: str | Path) -> None:
         data = serialised(state)
         self.wait()
         self.thread = threading.Thread(target=self._write, args=(data, paths), name="checkpoint")
@@ -113,7 +119,7 @@ class Saver:
             raise error
 
 
-def write(data: bytes, *paths) -> None:
+def write(data: bytes, *paths: str | Path) -> None:
     """`data` into every path atomically (a temporary file, fsync, rename); further paths are hard links."""
     paths = [Path(p) for p in paths]
     tmps = [path.with_name(path.name + ".tmp") for path in paths]
@@ -144,7 +150,7 @@ def write(data: bytes, *paths) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def link_or_copy(source, target):
+def link_or_copy(source: Path, target: Path) -> None:
     target.unlink(missing_ok=True)
     try:
         os.link(source, target)
@@ -200,7 +206,7 @@ def declared_option(group: str, option: str) -> dict:
 
 # --- what goes in, and how a run comes back out -----------------------------------------------------------------
 
-def run_state(parts, progress):
+def run_state(parts: Assembly, progress: Progress) -> dict[str, object]:
     """The checkpoint of an assembled run (trainer.run.assemble.Assembly) at `progress`."""
     scaler = parts.runtime.precision.scaler
     return {"format": FORMAT, "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
@@ -209,13 +215,13 @@ def run_state(parts, progress):
             "versions": versions()}
 
 
-def save_run(parts, progress, *paths, saver):
+def save_run(parts: Assembly, progress: Progress, *paths: str | Path, saver: Saver) -> None:
     """The run's checkpoint at `progress`, into `paths`, written by `saver` (under torchrun by rank 0 only)."""
     if distributed.is_main():
         saver.save(run_state(parts, progress), *paths)
 
 
-def restore(state, parts, ckpt_path):
+def restore(state: dict, parts: Assembly, ckpt_path: str | Path) -> Progress:
     """Put an assembled run back where `state` left it: the epoch-start hooks of the epochs already begun (so the
     optimizer has the parameter groups it saved), weights, optimizer, schedule, scaler, and last every random
     generator, because building the run consumed random numbers. Returns the Progress to continue from."""
@@ -238,7 +244,7 @@ def restore(state, parts, ckpt_path):
 ABSENT = "(absent)"  # a key one of two configs lacks: a key losslab's config gained after a checkpoint was written
 
 
-def differences(old, new, prefix=""):
+def differences(old: object, new: object, prefix: str = "") -> list[tuple[str, object, object]]:
     """Dotted keys whose values differ between two plain config containers, as (key, old, new)."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [d for key in sorted(set(old) | set(new), key=str)
@@ -246,7 +252,8 @@ def differences(old, new, prefix=""):
     return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
-def check_resumable(stored, current, ckpt_path, *, done_epochs, before_data=False):
+def check_resumable(stored: dict, current: dict, ckpt_path: str | Path, *, done_epochs: int,
+                    before_data: bool = False) -> None:
     """Refuse to continue a checkpoint with another model, data, loss, optimizer, schedule or seed, or with fewer
     epochs than it has trained, or with another length under a schedule planned over the run's length. Both configs
     are plain containers of values; the stored one is only compared, never built. `before_data`: the check before the
@@ -270,7 +277,7 @@ def check_resumable(stored, current, ckpt_path, *, done_epochs, before_data=Fals
                         "trainer.epochs may change")
 
 
-def first_difference(changed, stored, current):
+def first_difference(changed: Sequence[tuple[str, object, object]], stored: dict, current: dict) -> str:
     """What a user most needs to hear of the differences between two configs: another option of a group (data=iris,
     not data=digits), else a built target before the settings that go with it, in RESUMABLE_SECTIONS' order (the
     dataset first)."""
@@ -285,7 +292,7 @@ def first_difference(changed, stored, current):
 
 # --- random generators ------------------------------------------------------------------------------------------
 
-def rng_state():
+def rng_state() -> dict[str, object]:
     """Python, NumPy and torch (CPU and every CUDA device) generator states, as tensors and plain containers so
     that a weights_only load accepts them."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -298,7 +305,7 @@ def rng_state():
     }
 
 
-def restore_rng(state):
+def restore_rng(state: dict) -> None:
     random.setstate(state["python"])
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
@@ -307,7 +314,7 @@ def restore_rng(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def versions():
+def versions() -> dict[str, str]:
     import hydra
 
     return {"python": platform.python_version(), "torch": str(torch.__version__), "hydra": hydra.__version__,

@@ -2,6 +2,8 @@
 (values stored in the checkpoint, which are data: never a target losslab's conf/ does not declare), the run's own data
 or the data this command line chooses (a new test set, checked against the model's input shape and classes), and
 this command's trainer.* settings (device, precision, channels_last, compile)."""
+from __future__ import annotations
+
 import copy
 from collections.abc import Sequence
 
@@ -22,7 +24,7 @@ from trainer.runtime import distributed
 FIXED = ("model", "loss")  # what a checkpoint is: the command line cannot change them
 
 
-def evaluate_checkpoint(cfg, place, *, overrides=()):
+def evaluate_checkpoint(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()) -> dict[str, object]:
     state = checkpoint.load(cfg.ckpt_path)
     check_stored(state["config"], source=f"ckpt_path={cfg.ckpt_path}", overrides=overrides)
     parts = assemble(eval_config(state["config"], cfg, overrides), for_training=False)
@@ -60,7 +62,7 @@ def own_config(stored: dict, cfg: DictConfig, overrides: Sequence[str], *, does:
     return config
 
 
-def eval_config(stored, cfg, overrides):
+def eval_config(stored: dict, cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """The config to assemble: the run's own (stored), with this command's trainer section and, when the command line
     sets any data key, this command's data section."""
     touched = {override_key(o).split(".")[0] for o in overrides}
@@ -78,7 +80,7 @@ def eval_config(stored, cfg, overrides):
 TRAINED_WITH = ("mean", "std", "image_size", "target_stats", "split", "preprocessing", "task")
 
 
-def new_data(stored, cfg, overrides):
+def new_data(stored: dict, cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """This command's data, if the checkpoint's model can take it: with `data=OPTION` the data this command composes;
     with only `data.KEY=...` the run's own data with those keys changed (values that follow them, such as data.shape
     from data.image_size, follow them again)."""
@@ -98,7 +100,7 @@ def new_data(stored, cfg, overrides):
     return OmegaConf.create(data)
 
 
-def changed_data(run_data, cfg, keys):
+def changed_data(run_data: dict, cfg: DictConfig, keys: Sequence[str]) -> DictConfig:
     """The run's data section with this command's values at `keys`, as the option's own YAML (not yet resolved) so
     that interpolated values follow."""
     option = option_of("data", run_data)
@@ -117,13 +119,13 @@ def changed_data(run_data, cfg, keys):
     return template
 
 
-def never_download(data):
+def never_download(data: DictConfig) -> None:
     for node in (data, data.get("source", {})):
         if "download" in node:
             node.download = False
 
 
-def check_classes(trained, found, cfg):
+def check_classes(trained: Sequence[str] | None, found: Sequence[str] | None, cfg: DictConfig) -> None:
     if trained is not None and found is not None and list(trained) != list(found):
         raise UserError(f"the data names the classes {found}, but ckpt_path={cfg.ckpt_path} was trained on {trained}: "
                         "evaluate it on data with the same classes")

@@ -1,14 +1,22 @@
 """The pictures of a run: the test split's confusion matrix, reliability diagram, top losses and (regression)
 predictions against targets, and the learning-rate range test. Bare matplotlib Figures (trainer/drawing.py)."""
+from __future__ import annotations
+
 import math
 import unicodedata
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trainer.drawing import CARD_DPI, card_figure, new_figure, set_margins
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-def label_inches(names) -> float:
+    from matplotlib.figure import Figure
+
+
+def label_inches(names: Sequence[object]) -> float:
     """Room for tick labels of class names at 8 pt, in inches: about 0.06 in per character, twice that for a wide
     (CJK) one (Unicode's East Asian Width), at most 1.5 in; fixed margins (trainer/drawing.py:set_margins) need it
     known before drawing."""
@@ -16,7 +24,7 @@ def label_inches(names) -> float:
     return min(0.06 * max(widths, default=0), 1.5)
 
 
-def confusion_figure(confusion, title, names=None):
+def confusion_figure(confusion: np.ndarray, title: str, names: Sequence[object] | None = None) -> Figure:
     """The confusion matrix as a heat map, rows = true class, columns = predicted class, counts written in the cells
     and the axes labelled with the class names (when the dataset has them) when there are few enough classes to read
     them. Up to 10 classes with short names it fits TensorBoard's image card (400 px)."""
@@ -48,7 +56,7 @@ def confusion_figure(confusion, title, names=None):
     return figure
 
 
-def predictions_figure(predictions, targets, title, *, r2):
+def predictions_figure(predictions: np.ndarray, targets: np.ndarray, title: str, *, r2: float) -> Figure:
     """A regression's predictions against its targets (one dot per value, in the targets' units), with the diagonal
     of perfect predictions."""
     figure = card_figure(3.8, 3.8)
@@ -67,7 +75,7 @@ def predictions_figure(predictions, targets, title, *, r2):
     return figure
 
 
-def reliability_figure(calibration, title, *, ece):
+def reliability_figure(calibration: dict, title: str, *, ece: float) -> Figure:
     """A reliability diagram: per confidence bin, the accuracy of its samples (bars) against their mean confidence
     (the diagonal is perfect calibration; hatched red, the gap between them), and below, how many samples each bin
     holds. `calibration` is the {"bins", "confidence", "accuracy", "count"} of metrics.json. The legend sits above
@@ -106,7 +114,7 @@ def reliability_figure(calibration, title, *, ece):
 TILE_PX, LABEL_PT = 88, 7.5  # a top-losses tile's width on the picture, its label's text size
 
 
-def top_losses_figure(images, labels, title):
+def top_losses_figure(images: Sequence[np.ndarray], labels: Sequence[str], title: str) -> Figure:
     """Images (C,H,W arrays, each shown with its own contrast) tiled in one grid, each under its label (wrapped at
     " / " when it is wider than its tile). One picture in one Axes: a grid of Axes costs several times as much to lay
     out and draw. Four columns of TILE_PX fit TensorBoard's image card."""
@@ -138,7 +146,7 @@ def top_losses_figure(images, labels, title):
     return figure
 
 
-def wrapped(label, chars, separator=" / "):
+def wrapped(label: str, chars: int, separator: str = " / ") -> str:
     """`label` in lines of at most `chars` characters where it can, broken only after a `separator`."""
     lines = []
     for part in label.split(separator):
@@ -150,7 +158,8 @@ def wrapped(label, chars, separator=" / "):
     return "\n".join(lines)
 
 
-def lr_find_figure(rates, losses, smoothed, *, suggestion, rule):
+def lr_find_figure(rates: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], *, suggestion: float,
+                   rule: str) -> Figure:
     """The learning-rate range test: the loss of every batch (faint) and its smoothed curve against the rate on a
     log axis, the suggestion marked."""
     figure = new_figure(figsize=(7, 4.5), layout="constrained")
@@ -171,7 +180,7 @@ def lr_find_figure(rates, losses, smoothed, *, suggestion, rule):
     return figure
 
 
-def lr_tune_figure(search: dict, *, epochs: int):
+def lr_tune_figure(search: dict, *, epochs: int) -> Figure:
     """optimizer.lr=tune's trials (lr_tune.json's record): left, each trial's validation value per epoch (a pruned
     trial's line stops where the pruner stopped it); right, each trial's best against its rate on a log axis,
     pruned trials hollow, the chosen rate and the optimizer's default marked."""

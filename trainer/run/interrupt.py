@@ -2,11 +2,18 @@
 epochs the loop finishes the current step and the run saves last.pt; anywhere else (reading the data, the range test,
 the final test, an evaluation) the run stops at once. Either way status.json says "stopped", one line says what to
 run next, and the process exits 130 / 143."""
+from __future__ import annotations
+
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trainer.run.rundir import STOPPED
+
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Self
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -15,7 +22,7 @@ class Interrupted(Exception):
     """A run stopped by a signal; `last`: the checkpoint it can continue from (a path that may not exist)."""
     status = STOPPED  # what status.json says: resumable
 
-    def __init__(self, signum, last=None):
+    def __init__(self, signum: int, last: str | Path | None = None):
         if last is not None and Path(last).is_file():
             then = f"{last} holds the last finished step; continue with the same overrides and ckpt_path={last}"
         else:
@@ -24,7 +31,7 @@ class Interrupted(Exception):
         self.signum = signum
 
     @property
-    def exit_code(self):
+    def exit_code(self) -> int:
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
@@ -32,7 +39,7 @@ class Stop(KeyboardInterrupt):
     """A signal that stops the run where it is. A KeyboardInterrupt (a BaseException), so that no `except Exception`
     on its way (a data reader's, a library's) mistakes it for an error."""
 
-    def __init__(self, signum):
+    def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
@@ -44,13 +51,13 @@ class _Handlers:
     def __init__(self):
         self.previous = {}
 
-    def handle(self, signum, frame):
+    def handle(self, signum: int, frame: FrameType | None) -> None:
         raise Stop(signum)
 
     def __enter__(self):
         return self.install()
 
-    def install(self):
+    def install(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             self.previous = {s: signal.signal(s, self.handle) for s in SIGNALS}
         return self
@@ -74,10 +81,10 @@ class StopOnSignal(_Handlers):
         super().__init__()
         self.signum = None
 
-    def handle(self, signum, frame):
+    def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
             raise Stop(signum)
         self.signum = signum
 
-    def requested(self):
+    def requested(self) -> bool:
         return self.signum is not None

@@ -1,8 +1,11 @@
 """One epoch of training and one pass of evaluation. Metrics are summed on the device and read back only
 every `log_every` steps and at the end, because every `.item()` waits for the device to finish."""
+from __future__ import annotations
+
 import functools
 import inspect
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -11,8 +14,21 @@ from trainer.metrics import GRAD_NORM_STEP, TRAIN_STEP_LOSS
 from trainer.run.divergence import check_finite
 from trainer.runtime import CPU, FULL
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
 
-def optimizer_step(model, objective, optimizer, x, y, precision=FULL, *, clip=None):
+    from torch import nn
+
+    from trainer.losses import Objective
+    from trainer.metrics.running import RunningMetrics
+    from trainer.optim import Schedule
+    from trainer.run.interrupt import StopOnSignal
+    from trainer.runtime import Precision, Runtime
+
+
+def optimizer_step(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                   y: torch.Tensor, precision: Precision = FULL, *,
+                   clip: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward, backward and update for one batch; returns the batch loss, the logits before the update and the
     global L2 norm of the gradients before the update (and before clipping them to `clip`), all on the device.
 
@@ -23,7 +39,7 @@ def optimizer_step(model, objective, optimizer, x, y, precision=FULL, *, clip=No
     """
     first = {}
 
-    def closure():
+    def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
             logits = model(x)
@@ -54,7 +70,7 @@ def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
     return _step_needs_closure(type(optimizer))
 
 
-def gradient_norm(optimizer, clip=None):
+def gradient_norm(optimizer: torch.optim.Optimizer, clip: float | None = None) -> torch.Tensor:
     """The global L2 norm of the gradients the optimizer is about to use, as a tensor on the device (no sync);
     with `clip`, the gradients are scaled down in place so that their norm is at most `clip`."""
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
@@ -68,8 +84,11 @@ def gradient_norm(optimizer, clip=None):
     return norm
 
 
-def train_one_epoch(model, batches, *, objective, optimizer, schedule, metrics, runtime=CPU, start_step=0,
-                    total_steps=None, desc="train", log_every=50, on_log=None, stop=None, clip=None, step_offset=0):
+def train_one_epoch(model: nn.Module, batches: Iterable[Sequence[torch.Tensor]], *, objective: Objective,
+                    optimizer: torch.optim.Optimizer, schedule: Schedule, metrics: RunningMetrics,
+                    runtime: Runtime = CPU, start_step: int = 0, total_steps: int | None = None, desc: str = "train",
+                    log_every: int = 50, on_log: Callable[[int, dict[str, float]], None] | None = None,
+                    stop: StopOnSignal | None = None, clip: float | None = None, step_offset: int = 0) -> int:
     """Train on `batches` (the epoch's batches after the first `start_step`), adding to `metrics`; `clip` is
     trainer.gradient_clip_val. Returns the epoch's step count reached: less than `total_steps` when
     `stop.requested()`.
@@ -108,7 +127,8 @@ def train_one_epoch(model, batches, *, objective, optimizer, schedule, metrics, 
 
 
 @torch.inference_mode()
-def evaluate(model, loader, *, objective, runtime=CPU, desc="", show_every=20, keep_outputs=False):
+def evaluate(model: nn.Module, loader: Iterable[Sequence[torch.Tensor]], *, objective: Objective,
+             runtime: Runtime = CPU, desc: str = "", show_every: int = 20, keep_outputs: bool = False) -> dict:
     """Returns {"loss", "acc", "confusion", NLL, BRIER, ECE, "calibration"} over the loader (the probabilities are
     the objective's `log_probabilities`), with the model in eval mode and no autograd. The bar shows the running
     loss and accuracy every `show_every` batches. `keep_outputs`: also "logits" and "labels" of every sample, in

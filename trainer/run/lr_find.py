@@ -28,12 +28,15 @@ its first step size, which it then adapts per weight, so the test's growing rate
 anew afterwards from a copy of the config holding the chosen rate. `assemble` reseeds every generator from `seed`, so
 the run's initial weights, data order and random streams are those of `optimizer.lr=<that rate>`, bit for bit.
 """
+from __future__ import annotations
+
 import copy
 import itertools
 import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -45,6 +48,14 @@ from trainer.metrics import CHOSEN_LR, TUNE_BUDGET, TUNE_EPOCHS
 from trainer.run.assemble import assemble
 from trainer.run.loop import optimizer_step
 from trainer.runtime import distributed
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    import torch
+    from omegaconf import DictConfig
+
+    from trainer.run.rundir import Place
 
 AUTO, TUNE = "auto", "tune"  # optimizer.lr=auto (the range test), optimizer.lr=tune (trainer/run/lr_tune.py)
 SMOOTHING = 0.9      # the exponential moving average of the batch loss (bias-corrected): some ten batches
@@ -65,7 +76,7 @@ class RangeTest:
     stopped: str       # why the test ended
 
 
-def with_lr(cfg, lr):
+def with_lr(cfg: DictConfig, lr: float) -> DictConfig:
     """A copy of the config with optimizer.lr set; a scheduler that reads it (onecycle's max_lr) follows."""
     cfg = copy.deepcopy(cfg)
     cfg.optimizer.lr = lr
@@ -76,7 +87,7 @@ def with_lr(cfg, lr):
 FIRST_STEP_ONLY = ("torch.optim.Rprop",)
 
 
-def check_meaningful(cfg):
+def check_meaningful(cfg: DictConfig) -> None:
     """Before any work: an optimizer that searches its own step size, or reads the rate only at its first step, makes
     the test meaningless."""
     search = cfg.optimizer.get("line_search_fn")
@@ -90,7 +101,7 @@ def check_meaningful(cfg):
                         "it: use optimizer.lr=tune, or a number, e.g. optimizer.lr=0.001")
 
 
-def settle_lr(cfg, *, resume, run_dir):
+def settle_lr(cfg: DictConfig, *, resume: dict | None, run_dir: str | Path) -> tuple[DictConfig, dict[str, float]]:
     """(config to train, what metrics.json records of the choice: {} for a rate given as a number). With
     optimizer.lr=auto or tune a resumed run keeps the rate stored in its checkpoint (the search is not run again: it
     would see trained weights); a new one runs the range test (auto: lr_find.json and lr_find.png in `run_dir`) or
@@ -117,7 +128,7 @@ def settle_lr(cfg, *, resume, run_dir):
     return with_lr(cfg, test.suggestion), {CHOSEN_LR: test.suggestion}
 
 
-def run_lr_find(cfg, place, *, overrides=()):
+def run_lr_find(cfg: DictConfig, place: Place, *, overrides: Sequence[str] = ()) -> dict[str, object]:
     """mode=lr_find: run the test, write lr_find.json and lr_find.png into `place`, print the suggestion and how to
     use it."""
     run_dir = place.run_dir
@@ -129,12 +140,12 @@ def run_lr_find(cfg, place, *, overrides=()):
     return asdict(test)
 
 
-def say(line):
+def say(line: str) -> None:
     if distributed.is_main():  # under torchrun every rank runs the test; one prints
         log.info(line)
 
 
-def range_test(cfg):
+def range_test(cfg: DictConfig) -> RangeTest:
     """Run the test on the run `cfg` describes (assembled at lr_find.min_lr, never stepping its scheduler)."""
     settings = cfg.lr_find
     parts = assemble(with_lr(cfg, settings.min_lr))
@@ -165,13 +176,13 @@ def range_test(cfg):
                      suggestion=suggest(rates, curve.values), rule=RULE, stopped=stopped)
 
 
-def cycle(loader, seed):
+def cycle(loader: Iterable[Sequence[torch.Tensor]], seed: int) -> Iterator[Sequence[torch.Tensor]]:
     """The training batches of epoch 1, 2, 3, ... in the run's own order, for as long as the test needs."""
     for epoch in itertools.count(1):
         yield from epoch_batches(loader, seed, epoch)
 
 
-def mean_over_ranks(loss):
+def mean_over_ranks(loss: torch.Tensor) -> float:
     """The batch loss as a float, averaged over the ranks of a torchrun run, so every rank suggests the same rate
     (a sync every step: acceptable for a test of a hundred batches)."""
     total = loss.detach().float().clone()
@@ -185,18 +196,18 @@ class Smoothed:
     def __init__(self):
         self.average, self.values, self.best = 0.0, [], math.inf
 
-    def add(self, loss):
+    def add(self, loss: float) -> None:
         self.average = SMOOTHING * self.average + (1 - SMOOTHING) * loss
         self.values.append(self.average / (1 - SMOOTHING ** (len(self.values) + 1)))
         if self.values[-1] < self.best:
             self.best = self.values[-1]
 
-    def diverged(self):
+    def diverged(self) -> bool:
         last = self.values[-1]
         return not math.isfinite(last) or last > DIVERGED * self.best
 
 
-def suggest(rates, smoothed):
+def suggest(rates: Sequence[float], smoothed: Sequence[float]) -> float:
     """The first rate at which the smoothed loss is half the way down from its first value to its lowest, among the
     points left after dropping the first tenth and the last SKIP_END, rounded to two significant digits."""
     start, end = len(rates) // 10, len(rates) - SKIP_END
@@ -207,7 +218,7 @@ def suggest(rates, smoothed):
     return float(f"{middle_of_fall(points):.2g}")
 
 
-def middle_of_fall(points):
+def middle_of_fall(points: Sequence[tuple[float, float]]) -> float:
     """The first rate of [(rate, smoothed loss)] whose loss is at or below the level halfway between the first loss
     and the lowest (the first rate itself when the loss never falls)."""
     first, lowest = points[0][1], min(loss for _, loss in points)
@@ -215,7 +226,7 @@ def middle_of_fall(points):
     return next(rate for rate, loss in points if loss <= halfway)
 
 
-def write(test, run_dir):
+def write(test: RangeTest, run_dir: str | Path) -> None:
     """lr_find.json and lr_find.png in the run dir (rank 0 only)."""
     if not distributed.is_main():
         return
@@ -230,7 +241,7 @@ def write(test, run_dir):
     figure.savefig(run_dir / f"{FILE_NAME}.png", dpi=110)
 
 
-def command_line(test):
+def command_line(test: RangeTest) -> str:
     """`train` with this command's overrides, minus mode, optimizer.lr and the test's own lr_find.* settings, plus
     the suggested rate."""
     from hydra.core.hydra_config import HydraConfig

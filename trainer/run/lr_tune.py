@@ -18,11 +18,14 @@ As with `optimizer.lr=auto`, the trials train their own assemblies, and the run 
 rate: bit-identical to typing `optimizer.lr=<that rate>`. lr_tune.json holds every trial (rate, validation value per
 epoch, pruned or not), lr_tune.png draws them.
 """
+from __future__ import annotations
+
 import json
 import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -35,6 +38,12 @@ from trainer.run.divergence import NonFinite, check_finite
 from trainer.run.loop import evaluate, train_one_epoch
 from trainer.run.lr_find import say, with_lr
 from trainer.runtime import distributed
+
+if TYPE_CHECKING:
+    import optuna
+    from omegaconf import DictConfig
+
+    from trainer.run.assemble import Assembly
 
 FILE_NAME = "lr_tune"
 REDUCTION = 3        # the pruner's: a trial goes on past a rung if it is in the top 1/REDUCTION there
@@ -67,7 +76,7 @@ class Search:
     method: str
 
 
-def default_rate(cfg) -> float | None:
+def default_rate(cfg: DictConfig) -> float | None:
     """The rate the optimizer's own YAML gives (optimizer.lr=tune replaced it), None for an optimizer conf/ lacks."""
     from omegaconf import OmegaConf
 
@@ -78,7 +87,7 @@ def default_rate(cfg) -> float | None:
     return lr if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
 
 
-def tune(cfg) -> Search:
+def tune(cfg: DictConfig) -> Search:
     """Search the rate of the run `cfg` describes (its optimizer.lr is replaced in every trial)."""
     try:
         import optuna
@@ -116,7 +125,7 @@ def tune(cfg) -> Search:
                          f"successive halving from epoch {first_rung} (reduction factor {REDUCTION})")
 
 
-def run_trial(cfg, trial: Trial, epochs: int, *, report) -> Trial:
+def run_trial(cfg: DictConfig, trial: Trial, epochs: int, *, report: optuna.trial.Trial) -> Trial:
     """Train the run at trial.lr for up to `epochs` epochs, reporting each epoch's validation value to Optuna's
     trial (`report`), which may prune it."""
     monitor = monitor_for(cfg.data)
@@ -139,7 +148,7 @@ def run_trial(cfg, trial: Trial, epochs: int, *, report) -> Trial:
     return trial
 
 
-def train_and_validate(parts, epoch: int) -> dict:
+def train_and_validate(parts: Assembly, epoch: int) -> dict:
     """One epoch as a run trains it (trainer/run/train.py's fit_epoch: the model's epoch hook, the training steps,
     the validation pass, the schedule), without its records and checkpoints; returns the epoch's train and val
     tags."""
@@ -169,7 +178,7 @@ def chosen_rate(trials: list, higher_is_better: bool) -> float:
     return min(finished, key=lambda t: (sign * t.best, t.number)).lr
 
 
-def write(search: Search, run_dir) -> None:
+def write(search: Search, run_dir: str | Path) -> None:
     """lr_tune.json and lr_tune.png in the run dir (rank 0 only)."""
     if not distributed.is_main():
         return

@@ -8,7 +8,10 @@ named in the log, the others are in predictions.csv, and status.json says "parti
 predictions.csv can tell "all of them" (0) from "some of them" (3) from "none" (2: nothing could be read, or a
 mistake on the command line).
 """
+from __future__ import annotations
+
 import csv
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -24,6 +27,15 @@ from trainer.run import checkpoint, rundir
 from trainer.run.evaluation import own_config
 from trainer.runtime import build_runtime, distributed, prepare_model
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from torch import nn
+
+    from trainer.losses import Objective
+    from trainer.runtime import Runtime
+
 FILE_NAME = "predictions.csv"
 
 
@@ -33,7 +45,7 @@ class SkippedInputs(UserError):
     status = "partial"
 
 
-def predict(cfg: DictConfig, place, *, overrides=()) -> dict:
+def predict(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()) -> dict:
     """Predict every input the command names with the model of ckpt_path; write predictions.csv into `place`.
 
     Raises:
@@ -70,7 +82,7 @@ def predict(cfg: DictConfig, place, *, overrides=()) -> dict:
     return {"predictions": str(path), "rows": len(rows), "skipped": 0, "ckpt_path": str(cfg.ckpt_path)}
 
 
-def predict_config(stored: dict, cfg: DictConfig, overrides) -> DictConfig:
+def predict_config(stored: dict, cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """The checkpoint's own config, with this command's trainer section and the data keys that say where the new
     inputs are and how to read them (input_keys); any other data key the command changes is refused, because the
     model takes only what it was trained on."""
@@ -98,7 +110,8 @@ def as_written(value: object) -> str:
 
 
 @torch.inference_mode()
-def predicted(model, inputs: Inputs, cfg_data: DictConfig, runtime) -> tuple[torch.Tensor, list[int], list[str]]:
+def predicted(model: nn.Module, inputs: Inputs, cfg_data: DictConfig,
+              runtime: Runtime) -> tuple[torch.Tensor, list[int], list[str]]:
     """The model's outputs [n, outputs] for every readable input, their positions in `inputs`, and one line per
     input that could not be read (logged as it is met)."""
     model.eval()
@@ -120,7 +133,7 @@ def predicted(model, inputs: Inputs, cfg_data: DictConfig, runtime) -> tuple[tor
     return torch.cat(outputs), positions, skipped
 
 
-def prediction_rows(objective, outputs: torch.Tensor, positions: list[int], inputs: Inputs, *,
+def prediction_rows(objective: Objective, outputs: torch.Tensor, positions: list[int], inputs: Inputs, *,
                     classes: list[str] | None) -> tuple[list[str], list[list]]:
     """predictions.csv: per input its id (and its true value, when a table has the target column), then the
     predicted class, its probability and every class's probability (the loss's own probabilities: softmax, or the
@@ -141,7 +154,7 @@ def prediction_rows(objective, outputs: torch.Tensor, positions: list[int], inpu
     return header, rows
 
 
-def write_csv(path, header: list[str], rows: list[list]) -> None:
+def write_csv(path: str | Path, header: list[str], rows: list[list]) -> None:
     """UTF-8 with a byte-order mark, so Excel shows Korean (any non-ASCII) class names and ids as they are."""
     with open(path, "w", newline="", encoding="utf-8-sig") as f:
         writer = csv.writer(f)

@@ -2,22 +2,25 @@
 (status.json, metrics.json). A folder that holds another run's files, or the user's own, is never written into by
 accident; a folder that cannot be made is one sentence naming it.
 """
+from __future__ import annotations
+
 import errno
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from trainer.config import job_dir_name
 from trainer.errors import UserError, first_line, refuse
 
 
-def claim_dir(base):
+def claim_dir(base: str) -> str:
     """Create and return `base`, or `base_2`, `base_3`, ... if it exists: two runs or sweeps started in the
     same second get separate folders. os.mkdir is atomic, so two processes cannot claim the same name.
     Under torchrun no rank claims: every rank takes `base` as it is, built from rank 0's start time (shared
@@ -54,7 +57,7 @@ NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk, the quota or t
 FIX_OTHER = "point {key} at a folder you can write to (runs go to outputs/ under the folder you start train in)"
 
 
-def cannot_make(path, error: OSError, *, key: str) -> UserError:
+def cannot_make(path: str | Path, error: OSError, *, key: str) -> UserError:
     """A system error while making or writing `path` as one sentence: the path, the system's reason (and the file it
     names, when that is another), and what to do about `key` (the setting that chose the path)."""
     path = Path(path).absolute()
@@ -75,7 +78,7 @@ def blocker(path: Path) -> Path:
     return path
 
 
-def make_folder(folder, *, key: str) -> Path:
+def make_folder(folder: str | Path, *, key: str) -> Path:
     """Make `folder` and its parents (nothing if it is there); a system error is one sentence (cannot_make)."""
     folder = Path(folder)
     try:
@@ -85,7 +88,7 @@ def make_folder(folder, *, key: str) -> Path:
     return folder
 
 
-def folder_of(config, key: str) -> Path:
+def folder_of(config: DictConfig, key: str) -> Path:
     """The folder config[key] names (hydra.run.dir, hydra.sweep.dir), resolved: its `unique_dir` claims it."""
     try:
         return Path(str(OmegaConf.select(config, key)))
@@ -101,14 +104,14 @@ class FolderCallback(Callback):
     folder the system refuses (read-only, a file in the way, a name too long, no outputs/ possible where train
     starts) is one sentence and exit status 2, not Hydra's traceback. A sweep's folder: trainer/sweep/callback.py."""
 
-    def on_run_start(self, config, **kwargs):
+    def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         try:
             make_folder(folder_of(config, "hydra.run.dir"), key="hydra.run.dir")
         except UserError as error:
             refuse(error)
 
 
-def register_resolvers():
+def register_resolvers() -> None:
     """`${unique_dir:...}` in conf/config.yaml's hydra.run.dir and hydra.sweep.dir, and `${job_dir_name:...}` in
     hydra.sweep.subdir (trainer/config/overrides.py); the CLI calls this before Hydra composes (the joblib and
     submitit launchers' jobs find both: tested). use_cache: the sweep dir is resolved once per sweep; Hydra copies the
@@ -120,13 +123,13 @@ def register_resolvers():
         OmegaConf.register_new_resolver("job_dir_name", job_dir_name)
 
 
-def holds_a_run(folder):
+def holds_a_run(folder: str | Path) -> bool:
     """Whether a folder holds a run's record: Hydra's .hydra/ or a TensorBoard events file."""
     folder = Path(folder)
     return (folder / ".hydra").is_dir() or any(folder.glob("events.out.tfevents.*"))
 
 
-def home_of(ckpt_path):
+def home_of(ckpt_path: str | Path) -> Path | None:
     """The run folder a checkpoint belongs to: RUN for RUN/checkpoints/NAME.pt when RUN holds a run's record. A
     checkpoint anywhere else is loose and has no home."""
     path = Path(ckpt_path).resolve()
@@ -137,7 +140,7 @@ def home_of(ckpt_path):
 RUN_FILES = ("metrics.json", "status.json")  # besides .hydra/, checkpoints and TensorBoard events
 
 
-def holds_any_run_file(folder):
+def holds_any_run_file(folder: str | Path) -> bool:
     folder = Path(folder)
     return holds_a_run(folder) or any((folder / "checkpoints").glob("*.pt")) or any(
         (folder / name).exists() for name in RUN_FILES)
@@ -153,17 +156,17 @@ class Place:
     begun: bool = False
     on_begin: object = None  # called once when a continuing run's resume is accepted (the CLI opens train.log)
 
-    def begin(self):
+    def begin(self) -> None:
         if self.continuing and not self.begun and self.on_begin is not None:
             self.on_begin()
         self.begun = True
 
     @property
-    def ours(self):
+    def ours(self) -> bool:
         return not self.continuing or self.begun
 
 
-def place(cfg, new_dir, overrides=None):
+def place(cfg: DictConfig, new_dir: str | Path, overrides: Sequence[str] | None = None) -> Place:
     """Where a run writes: a resumed run continues in the run folder its checkpoint belongs to (the same TensorBoard
     run); any other run, and the resume of a loose checkpoint, in the new folder Hydra made for it, which must hold
     neither another run's files nor the user's own (hydra.run.dir can point anywhere). `overrides`: this command's;
@@ -178,7 +181,7 @@ def place(cfg, new_dir, overrides=None):
     return Place(Path(new_dir))
 
 
-def is_rank_0():
+def is_rank_0() -> bool:
     """Under torchrun (RANK set) only rank 0 decides about and writes into the run folder; trainer.runtime.distributed says
     the same once torch is loaded."""
     return os.environ.get("RANK", "0") == "0"
@@ -190,7 +193,7 @@ SET_ASIDE = "set_aside"
 FRESH = (SET_ASIDE, "multirun.yaml")
 
 
-def refuse_another_run(folder, mode, overrides=None):
+def refuse_another_run(folder: Path, mode: str, overrides: Sequence[str] | None = None) -> None:
     if any((folder / "checkpoints").glob("*.pt")) and mode == "train":
         raise UserError(
             f"{folder} already holds a run's checkpoints: resume it with ckpt_path={folder}/checkpoints/last.pt, "
@@ -209,7 +212,7 @@ def refuse_another_run(folder, mode, overrides=None):
                         "its own, so point hydra.run.dir at a new or empty folder")
 
 
-def is_attempt_of(folder, overrides):
+def is_attempt_of(folder: Path, overrides: Sequence[str]) -> bool:
     """Whether `folder` holds an earlier attempt of the same command (its recorded overrides) that failed, diverged
     or was stopped before it wrote any checkpoint: running the command again is how to go on."""
     record = folder / ".hydra" / "overrides.yaml"
@@ -219,7 +222,7 @@ def is_attempt_of(folder, overrides):
     return [str(o) for o in yaml.safe_load(record.read_text()) or []] == [str(o) for o in overrides]
 
 
-def set_aside(folder):
+def set_aside(folder: Path) -> Path:
     """Move everything an earlier attempt left in `folder` into folder/set_aside/N/: its files are not mixed into
     the new attempt, and nothing is deleted (TensorBoard still shows the attempt, as a run of its own)."""
     attempts = folder / SET_ASIDE
@@ -234,7 +237,7 @@ def set_aside(folder):
 RECORDS = (".hydra", "train.log")  # what the CLI writes into a run's folder before the run's own work
 
 
-def discard_records(run_dir, *, remove_folder):
+def discard_records(run_dir: str | Path, *, remove_folder: bool) -> bool:
     """Remove a run's records (.hydra/, train.log) from `run_dir` if it holds nothing else of the run: a run refused
     before any work leaves nothing behind. `remove_folder`: the folder was made for this run, so it goes too, and
     its parents while empty, up to the folder train started in. Returns whether the records were removed."""
@@ -253,7 +256,7 @@ def discard_records(run_dir, *, remove_folder):
     return True
 
 
-def as_system_error(error, run_dir):
+def as_system_error(error: Exception, run_dir: str | Path) -> Exception:
     """A full disk (or quota, or file size limit) met anywhere while the run writes, as one sentence naming the file;
     any other error as it is."""
     if isinstance(error, OSError) and error.errno in NO_SPACE:
@@ -261,7 +264,7 @@ def as_system_error(error, run_dir):
     return error
 
 
-def check_writable(folder):
+def check_writable(folder: str | Path) -> None:
     """Create `folder` and write a file in it now, so an unwritable output folder is one sentence before any
     training, not a traceback after an epoch of work."""
     folder = make_folder(folder, key="hydra.run.dir")
@@ -273,7 +276,7 @@ def check_writable(folder):
         raise cannot_make(folder, error, key="hydra.run.dir") from None
 
 
-def write_hydra_record(run_dir, task_cfg, hydra_cfg):
+def write_hydra_record(run_dir: str | Path, task_cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """.hydra/config.yaml, hydra.yaml and overrides.yaml, as Hydra writes them (conf/config.yaml turns Hydra's own
     writing off, so that a run refused for a folder never touches it): the composed config, Hydra's, and the
     command line's overrides, which `ckpt_path=` resumes and the sweep summary read."""
@@ -284,7 +287,7 @@ def write_hydra_record(run_dir, task_cfg, hydra_cfg):
         (folder / name).write_text(OmegaConf.to_yaml(node))
 
 
-def write_json(data, path):
+def write_json(data: object, path: str | Path) -> None:
     """Write `data` as JSON atomically (a temporary file renamed over `path`): a full disk or a signal leaves the
     earlier file or none, never half of one; a system error is one sentence naming the file."""
     path = Path(path)
@@ -298,7 +301,7 @@ def write_json(data, path):
         tmp.unlink(missing_ok=True)
 
 
-def read_json(path):
+def read_json(path: str | Path) -> dict[str, object]:
     """A JSON file's content; {} when the file does not exist."""
     path = Path(path)
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -312,7 +315,8 @@ DONE, FAILED, DIVERGED, STOPPED, UNFINISHED, NOT_STARTED = (
 STATUSES = (DONE, FAILED, DIVERGED, STOPPED, UNFINISHED, NOT_STARTED)
 
 
-def write_status(run_dir, wall_time_s, error=None, *, details=None):
+def write_status(run_dir: str | Path, wall_time_s: float, error: BaseException | None = None, *,
+                 details: Mapping[str, object] | None = None) -> None:
     """status.json: DONE (with `details`: the epoch early stopping ended the run at), or the error's `status`
     (FAILED unless it says otherwise) with its first line and its `details` (a divergence's epoch and learning rate);
     the sweep summary reads it for every job."""

@@ -1,12 +1,22 @@
 """The test samples the best checkpoint gets most wrong: the TOP_LOSSES with the highest loss (the run's own
 objective, per sample), listed in top_losses.csv for every dataset and, for image data, drawn in top_losses.png
 (and TensorBoard's `top_losses/test`) labelled true / predicted / probability of the prediction."""
+from __future__ import annotations
+
 import csv
 from dataclasses import astuple, dataclass, fields
+from typing import TYPE_CHECKING
 
 import torch
 
 from trainer.runtime import distributed
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trainer.losses import Objective
+    from trainer.run.assemble import Assembly
+    from trainer.run.tracking import Tracker
 
 TOP_LOSSES = 16
 FILE_NAME = "top_losses"
@@ -38,7 +48,8 @@ class Miss:
 
 
 @torch.inference_mode()
-def worst_predictions(objective, outputs, targets, *, k=TOP_LOSSES):
+def worst_predictions(objective: Objective, outputs: torch.Tensor, targets: torch.Tensor, *,
+                      k: int = TOP_LOSSES) -> list[Miss]:
     """A regression's k test samples with the highest loss, highest first (indices as in `worst`)."""
     losses = objective.per_sample(outputs, targets).float()
     predictions = objective.predict(outputs.float())
@@ -49,7 +60,8 @@ def worst_predictions(objective, outputs, targets, *, k=TOP_LOSSES):
 
 
 @torch.inference_mode()
-def worst(objective, logits, labels, *, classes=None, k=TOP_LOSSES):
+def worst(objective: Objective, logits: torch.Tensor, labels: torch.Tensor, *, classes: Sequence[object] | None = None,
+          k: int = TOP_LOSSES) -> list[Mistake]:
     """The k samples with the highest loss, highest first. Under torchrun, rank 0's share of the test split (every
     world_size-th sample), with indices into the whole split."""
     losses = objective.per_sample(logits, labels).float()
@@ -65,11 +77,11 @@ def worst(objective, logits, labels, *, classes=None, k=TOP_LOSSES):
     return rows
 
 
-def name_of(classes, label):
+def name_of(classes: Sequence[object] | None, label: int) -> str:
     return "" if classes is None else str(classes[label])
 
 
-def record(parts, test, *, tracker, step):
+def record(parts: Assembly, test: dict, *, tracker: Tracker, step: int) -> None:
     """top_losses.csv, and for image data top_losses.png and the TensorBoard image, from an evaluation kept with
     its outputs (loop.evaluate(..., keep_outputs=True)). Only rank 0 writes."""
     if not distributed.is_main() or "logits" not in test:  # an empty test split has nothing to list

@@ -1,9 +1,12 @@
 """A training run, top to bottom: assemble it, restore it when resuming, fit, test the best checkpoint."""
+from __future__ import annotations
+
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,6 +33,10 @@ from trainer.run.hparams import job_hparams, metric_columns
 from trainer.run.tracking import Tracker
 from trainer.runtime import distributed
 
+if TYPE_CHECKING:
+    from trainer.metrics import Monitor
+    from trainer.run.assemble import Assembly
+
 
 @dataclass
 class Outputs:
@@ -41,11 +48,11 @@ class Outputs:
     saver: checkpoint.Saver = field(default_factory=checkpoint.Saver)
 
     @property
-    def last(self):
+    def last(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
 
     @property
-    def best(self):
+    def best(self) -> Path:
         return self.run_dir / "checkpoints" / "best.pt"
 
 
@@ -91,7 +98,8 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     return metrics
 
 
-def report(metrics, test, best, progress, *, run_dir, clock):
+def report(metrics: dict[str, object], test: dict, best: Monitor, progress: Progress, *, run_dir: Path,
+           clock: RunClock) -> None:
     """metrics.json, the test line and where the time went."""
     rundir.write_json(metrics, run_dir / "metrics.json")
     log.info(f"test {result_line(test)}  (best val {best.metric} {progress.best_value:.4f} at epoch "
@@ -99,7 +107,7 @@ def report(metrics, test, best, progress, *, run_dir, clock):
     log.info(clock.line())
 
 
-def fit(parts, progress, *, out, stop):
+def fit(parts: Assembly, progress: Progress, *, out: Outputs, stop: StopOnSignal) -> None:
     """The epochs from where `progress` stands to trainer.epochs, or until early stopping ends the run (also a run
     resumed after it did); updates `progress` and the checkpoints."""
     epochs, stopping, speed = parts.cfg.trainer.epochs, EarlyStopping.of(parts.cfg), EpochSpeed()
@@ -122,7 +130,7 @@ def fit(parts, progress, *, out, stop):
             raise Interrupted(stop.signum, out.last)
 
 
-def fit_epoch(parts, progress, epoch, *, out, stop):
+def fit_epoch(parts: Assembly, progress: Progress, epoch: int, *, out: Outputs, stop: StopOnSignal) -> None:
     """Train one epoch, validate, record, checkpoint."""
     lr, began = current_lr(parts.optimizer), time.perf_counter()
     if progress.step == 0:  # not for an epoch resumed midway: its hook ran before the stop
@@ -153,7 +161,7 @@ def fit_epoch(parts, progress, epoch, *, out, stop):
         checkpoint.save_run(parts, progress, out.last, *([out.best] if improved else []), saver=out.saver)
 
 
-def epoch_line(row, epochs, *, left_s):
+def epoch_line(row: Mapping[str, float], epochs: int, *, left_s: float) -> str:
     """The log line of a finished epoch: its losses and accuracy (or RMSE), rate, speed and the time left."""
     shown = ACC if tag(ACC, TRAIN) in row else RMSE
     left = f", {duration(left_s)} left" if row["epoch"] < epochs else ""
@@ -162,7 +170,8 @@ def epoch_line(row, epochs, *, left_s):
             f"lr {row[LR]:.3g}  {row[SAMPLES_PER_S]:.0f} samples/s, {row[EPOCH_S]:.2f} s/epoch{left}")
 
 
-def train_epoch(parts, progress, epoch, *, out, stop):
+def train_epoch(parts: Assembly, progress: Progress, epoch: int, *, out: Outputs,
+                stop: StopOnSignal) -> dict[str, float]:
     """The epoch's training steps from where `progress` stands; returns its {LOSS, ACC, gradient norms,
     SAMPLES_PER_S}. A signal mid-epoch saves the step reached in last.pt and raises Interrupted."""
     steps = len(parts.loaders.train)
@@ -191,7 +200,7 @@ def train_epoch(parts, progress, epoch, *, out, stop):
     return {**trained, SAMPLES_PER_S: samples / max(time.perf_counter() - began, 1e-9)}
 
 
-def test_best(parts, progress, *, out):
+def test_best(parts: Assembly, progress: Progress, *, out: Outputs) -> dict:
     """Evaluate best.pt on the test split, draw its pictures and log it with the run's hyperparameters, at the run's
     last global step."""
     with out.clock.phase(CHECKPOINTS):
@@ -212,7 +221,7 @@ def test_best(parts, progress, *, out):
     return test
 
 
-def draw_test(parts, test, *, out, step):
+def draw_test(parts: Assembly, test: dict, *, out: Outputs, step: int) -> None:
     """The test split's pictures: the confusion matrix, the reliability diagram (also reliability.png) and the top
     losses (top_losses.csv, and top_losses.png for images), sent to the painter as soon as their data are known."""
     from trainer.run.figures import confusion_figure, predictions_figure, reliability_figure
@@ -232,7 +241,8 @@ def draw_test(parts, test, *, out, step):
     top_losses.record(parts, test, tracker=out.tracker, step=step)
 
 
-def final_metrics(cfg, progress, test, *, wall_time_s, chosen=None):
+def final_metrics(cfg: DictConfig, progress: Progress, test: dict, *, wall_time_s: float,
+                  chosen: Mapping[str, float] | None = None) -> dict[str, object]:
     """metrics.json of a training run."""
     norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
     classes = {CALIBRATION: test["calibration"], PER_CLASS_ACC: per_class_accuracy(test["confusion"])} if (

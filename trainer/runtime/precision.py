@@ -5,11 +5,17 @@ gradients need no scaling; on the CPU it works on any machine, on a GPU it needs
 them under autocast to float16 and scales the loss with a GradScaler so small gradients do not underflow to zero;
 it is a CUDA feature, and asking for it on another device is a config mistake (use bf16 there).
 """
+from __future__ import annotations
+
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 
 from trainer.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 AUTOCAST_DTYPES = {"32": None, "bf16": torch.bfloat16, "16-mixed": torch.float16}
 NO_AUTOCAST = contextlib.nullcontext()  # reusable: float32 steps build no context object
@@ -45,7 +51,7 @@ class Precision:
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
 
-    def step(self, optimizer: torch.optim.Optimizer, closure) -> None:
+    def step(self, optimizer: torch.optim.Optimizer, closure: Callable[[], torch.Tensor]) -> None:
         """Step the optimizer exactly once for the batch. A GradScaler cannot drive a closure that the optimizer
         calls several times (LBFGS), so with one the closure runs once here (and unscales, once) and the scaler
         steps and updates."""

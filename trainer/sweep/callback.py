@@ -1,7 +1,10 @@
 """Putting a sweep's summary together: `summarize` writes every file into the sweep folder, and `SummaryCallback`
 (registered in conf/config.yaml under hydra.callbacks) calls it at the end of every multirun."""
+from __future__ import annotations
+
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
@@ -10,11 +13,16 @@ from trainer.errors import Exit, UserError, refuse
 from trainer.run.rundir import DIVERGED, FAILED, folder_of, make_folder
 from trainer.sweep.resume import SHORTCUT, check_same_sweep
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from trainer.sweep.jobs import Job
+
 CURVES, RELIABILITY = "curves.png", "reliability_overlay.png"  # the pictures' file names in the sweep folder
 FILES = ("summary.md", "summary.csv", "summary_groups.csv", CURVES, RELIABILITY)
 
 
-def summarize(sweep_dir, *, target=None):
+def summarize(sweep_dir: str | Path, *, target: float | None = None) -> tuple[str, list[Job]]:
     """Write summary.md, summary.csv, summary_groups.csv, curves.png and reliability_overlay.png into the sweep
     dir; returns (markdown text, jobs). `target`: sweep.target, by default the one the sweep ran with."""
     # the summary's modules load here, at a sweep's end: every job of the sweep, and a single run, go without them
@@ -36,7 +44,7 @@ def summarize(sweep_dir, *, target=None):
     return text, summary.jobs
 
 
-def summarize_and_show(sweep_dir, *, target=None):
+def summarize_and_show(sweep_dir: str | Path, *, target: float | None = None) -> list[Job]:
     """summarize(), then print the summary and the files written; returns the jobs."""
     text, jobs = summarize(sweep_dir, target=target)
     written = [name for name in FILES if (Path(sweep_dir) / name).is_file()]
@@ -44,7 +52,7 @@ def summarize_and_show(sweep_dir, *, target=None):
     return jobs
 
 
-def stop_sweep(sweep_dir, *, why, target=None):
+def stop_sweep(sweep_dir: str | Path, *, why: str, target: float | None = None) -> None:
     """A sweep stopped before its end (a signal, sweep.fail_fast): the summary of the jobs so far, the others listed
     as not started, and how to finish it."""
     summarize_and_show(sweep_dir, target=target)
@@ -56,7 +64,7 @@ class SummaryCallback(Callback):
     exit non-zero if a job failed or diverged (the jobs catch their own errors so the rest of the sweep runs; Hydra's
     main wrapper drops the sweep's return value, so this is the last code that sees the whole sweep)."""
 
-    def on_multirun_start(self, config, **kwargs):
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
         from trainer.sweep.summary import check_target
 
         # before any job runs and before Hydra writes multirun.yaml: a refusal leaves the folder as it was
@@ -73,7 +81,7 @@ class SummaryCallback(Callback):
             print(f"finishing the sweep in {sweep_dir}: done jobs are kept, stopped ones resume from their last.pt, "
                   "failed ones run again", flush=True)
 
-    def on_multirun_end(self, config, **kwargs):
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         jobs = summarize_and_show(sweep_dir, target=OmegaConf.select(config, "sweep.target"))
         bad = {status: sum(job.status == status for job in jobs) for status in (FAILED, DIVERGED)}

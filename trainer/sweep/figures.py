@@ -1,7 +1,19 @@
 """The figures of a sweep's pictures: the curves of every seed group and the overlay of their reliability diagrams.
 Bare matplotlib Figures (trainer/drawing.py): no pyplot backend, so they draw headless."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from trainer.drawing import new_figure
 from trainer.metrics import ACC, BALANCED_ACC, LOSS, MACRO_F1, NLL, R2, RMSE, TRAIN, VAL, tag
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from trainer.sweep.pictures import Curve
 
 
 # curves.png's panels, (history key, title): a job's own loss on top (each loss has its own scale, so these compare
@@ -27,7 +39,8 @@ REGRESSION_PANELS = ((tag(LOSS, TRAIN), "training loss (each job's own loss)"),
                      (tag(R2, VAL), "validation R²"))
 
 
-def curves_figure(series, *, legend_title, panels=CURVE_PANELS):
+def curves_figure(series: Sequence[tuple[str, Mapping[str, Curve]]], *, legend_title: str,
+                  panels: Sequence[tuple[str, str]] = CURVE_PANELS) -> Figure:
     """The panels per epoch: `series` is [(name, {history key: trainer.sweep.pictures.Curve})], best first; one
     colour per name: each run's line thin, the mean bold, and a shaded band between the interval's bounds (none
     where they are nan). A panel whose curves are on a log scale (errors and losses) gets a log axis."""
@@ -70,7 +83,8 @@ def _curve_axes(ax, title, key, curves):
         log_axis(ax)  # losses of different jobs live on different scales
 
 
-def reliability_overlay_figure(curves, *, legend_title=None):
+def reliability_overlay_figure(curves: Sequence[tuple[str, dict, Sequence[dict]]], *,
+                               legend_title: str | None = None) -> Figure:
     """A reliability diagram overlaying several test calibrations: `curves` is [(name, merged, runs)], each
     calibration a {"bins", "confidence", "accuracy", "count"} with null entries for empty bins: a group's seeds
     merged (bold) and each seed's own (thin, when there are several). Above, accuracy against mean confidence per
@@ -96,7 +110,7 @@ def reliability_overlay_figure(curves, *, legend_title=None):
     return figure
 
 
-def log_axis(ax):
+def log_axis(ax: Axes) -> None:
     """A logarithmic y axis with readable ticks: 0.1 0.2 0.5 1 2 5."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 

@@ -1,14 +1,20 @@
 """A sweep's jobs as its folder holds them: each job folder's record (.hydra/, status.json, metrics.json), the jobs
 Hydra's grid plans that never started, and what differs between jobs (their labels, their seeds). Only files are
 read: the same code serves a finished, failed or interrupted sweep, and a sweep being finished."""
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from trainer.config import override_key
 from trainer.run.rundir import DONE, NOT_STARTED, SET_ASIDE, UNFINISHED, read_json
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Sequence
 
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # every job reads the sweep's records: libyaml's speed
 
@@ -36,7 +42,7 @@ def job_num(job_dir: Path) -> int | None:
     return num if isinstance(num, int) else None
 
 
-def read_job(job_dir, sweep_dir):
+def read_job(job_dir: Path, sweep_dir: Path) -> Job:
     status = read_json(job_dir / "status.json")
     num = job_num(job_dir)
     return Job(name=str(job_dir.relative_to(sweep_dir)), num=UNNUMBERED if num is None else num,
@@ -45,7 +51,7 @@ def read_job(job_dir, sweep_dir):
                wall_time_s=status.get("wall_time_s"), metrics=read_json(job_dir / "metrics.json"))
 
 
-def read_jobs(sweep_dir):
+def read_jobs(sweep_dir: str | Path) -> list[Job]:
     """Every job of the sweep in launch order: the job dirs (folders with .hydra/overrides.yaml; the attempts a
     resumed sweep set aside are not jobs), then the jobs its command plans that never started."""
     sweep_dir = Path(sweep_dir)
@@ -63,7 +69,7 @@ def job_dirs(sweep_dir: Path) -> set:
             if SET_ASIDE not in p.relative_to(sweep_dir).parts}
 
 
-def planned_jobs(sweep_dir):
+def planned_jobs(sweep_dir: str | Path) -> list | None:
     """The overrides of every job the sweep in `sweep_dir` plans, in launch order, from Hydra's record of its command
     (multirun.yaml); None for a sweeper that chooses its jobs as it goes (Optuna) or without a record."""
     record = Path(sweep_dir) / "multirun.yaml"
@@ -85,7 +91,7 @@ def grid_jobs(hydra_cfg: dict) -> list | None:
     return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def common_overrides(jobs):
+def common_overrides(jobs: Sequence[Job]) -> list[str]:
     """Overrides every job has with the same value; the rest is what the sweep varies."""
     if len(jobs) < 2:
         return []
@@ -95,29 +101,29 @@ def common_overrides(jobs):
     return [o for o in jobs[0].overrides if o in shared]
 
 
-def label(job, common, drop_keys=()):
+def label(job: Job, common: Collection[str], drop_keys: Collection[str] = ()) -> str:
     varying = [o for o in job.overrides if o not in common and override_key(o) not in drop_keys]
     return " ".join(varying) or "(defaults)"
 
 
-def seeds_vary(jobs):
+def seeds_vary(jobs: Iterable[Job]) -> bool:
     seeds = {o for job in jobs for o in job.overrides if override_key(o) == "seed"}
     return len(seeds) > 1
 
 
-def finished(job):
+def finished(job: Job) -> bool:
     """A job whose metrics.json is final: only these enter a seed group's statistics."""
     return job.status == DONE
 
 
-def is_number(value):
+def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def seeds_of(jobs):
+def seeds_of(jobs: Iterable[Job]) -> list[str]:
     return [o.split("=", 1)[1] for job in jobs for o in job.overrides if override_key(o) == "seed"]
 
 
-def seed_of(job):
+def seed_of(job: Job) -> str | None:
     """The job's `seed` override as written ("3"), None without one."""
     return next((o.split("=", 1)[1] for o in job.overrides if override_key(o) == "seed"), None)

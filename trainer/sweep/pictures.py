@@ -1,13 +1,20 @@
 """A sweep's pictures: curves.png (each seed group's curves per epoch: every seed thin, the mean bold, a band that
 stays in the metric's range) and reliability_overlay.png (every group's test reliability diagram on one plot, its
 seeds thin). The figures themselves are drawn in trainer/sweep/figures.py."""
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from trainer.metrics import CALIBRATION, HISTORY, MAE, R2, RATIO_METRICS, RMSE
 from trainer.sweep.jobs import is_number
 from trainer.sweep.stats import MIN_BOOTSTRAP, estimate
-from trainer.sweep.summary import ranking_text, sweep_monitor
+from trainer.sweep.summary import Summary, ranking_text, sweep_monitor
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Sequence
+    from pathlib import Path
 
 
 @dataclass
@@ -24,7 +31,8 @@ class Curve:
     log: bool = False
 
 
-def group_curves(histories, keys=None, log_keys=()):
+def group_curves(histories: Sequence[list[dict]], keys: Collection[str] | None = None,
+                 log_keys: Collection[str] = ()) -> dict[str, Curve]:
     """{history key: Curve} over a group's histories, for `keys` (every key when None); the keys in `log_keys` on a
     log scale."""
     per_key, runs = {}, {}
@@ -45,14 +53,14 @@ def group_curves(histories, keys=None, log_keys=()):
     return curves
 
 
-def log_scale_keys(histories, keys):
+def log_scale_keys(histories: Sequence[list[dict]], keys: Iterable[str]) -> set[str]:
     """The keys drawn on a log axis: errors and losses (RATIO_METRICS) whose every value is > 0."""
     values = lambda key: [row[key] for history in histories for row in history if is_number(row.get(key))]
     return {key for key in keys if key.split("/", 1)[0] in RATIO_METRICS and values(key)
             and all(value > 0 for value in values(key))}
 
 
-def plot_curves(summary, path):
+def plot_curves(summary: Summary, path: str | Path) -> bool:
     """curves.png: each seed group's curves (each seed thin, the mean bold, the interval as a band). False when no
     job has a history."""
     from trainer.sweep.figures import REGRESSION_PANELS, classification_panels, curves_figure
@@ -75,12 +83,12 @@ def plot_curves(summary, path):
     return True
 
 
-def band_text(seeds):
+def band_text(seeds: int) -> str:
     return (f"the seeds' range (under {MIN_BOOTSTRAP} seeds)" if seeds < MIN_BOOTSTRAP else
             f"95% BCa bootstrap interval of the mean ({MIN_BOOTSTRAP}+ seeds)")
 
 
-def merge_calibration(calibrations):
+def merge_calibration(calibrations: Sequence[dict]) -> dict:
     """One reliability curve from several runs' test calibration bins (a seed group's): counts summed, the mean
     confidence and accuracy of a bin weighted by its count in each run; None for a bin no run filled. Runs binned
     differently from the first are left out (their bins cover other ranges)."""
@@ -88,7 +96,7 @@ def merge_calibration(calibrations):
     runs = [c for c in calibrations if c["bins"] == bins]
     count = [sum(run["count"][i] for run in runs) for i in range(bins)]
 
-    def weighted(part, i):
+    def weighted(part: str, i: int) -> float | None:
         total = sum(run[part][i] * run["count"][i] for run in runs if run["count"][i])
         return total / count[i] if count[i] else None
 
@@ -96,7 +104,7 @@ def merge_calibration(calibrations):
             "accuracy": [weighted("accuracy", i) for i in range(bins)]}
 
 
-def plot_reliability(summary, path):
+def plot_reliability(summary: Summary, path: str | Path) -> bool:
     """reliability_overlay.png: every seed group's test reliability curve. False when no job recorded one."""
     from trainer.sweep.figures import reliability_overlay_figure
 

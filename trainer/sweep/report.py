@@ -1,7 +1,10 @@
 """A sweep's summary as text: summary.md (the seed-group table, the table of every job, the pictures) and the csv
 files (summary.csv per job, summary_groups.csv per seed group)."""
+from __future__ import annotations
+
 import csv
 import io
+from typing import TYPE_CHECKING
 
 from trainer.run.rundir import DIVERGED, FAILED, STATUSES
 from trainer.sweep.columns import COLUMNS, EPOCHS_TO_TARGET, NEVER
@@ -10,8 +13,16 @@ from trainer.sweep.callback import CURVES, RELIABILITY
 from trainer.sweep.stats import MIN_BOOTSTRAP, PAIRED_T
 from trainer.sweep.summary import ranked, ranking_text, sweep_monitor
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-def status_text(job):
+    from trainer.sweep.columns import Column
+    from trainer.sweep.jobs import Job
+    from trainer.sweep.stats import Estimate
+    from trainer.sweep.summary import Group, Summary
+
+
+def status_text(job: Job) -> str:
     return f"{job.status}: {job.error}" if job.status in (FAILED, DIVERGED) and job.error else job.status
 
 
@@ -24,20 +35,20 @@ def _cell(value, fmt):
         return str(value)
 
 
-def markdown_table(header, rows):
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     escape = lambda text: str(text).replace("|", "\\|")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def shown_columns(summary, *, grouped=False):
+def shown_columns(summary: Summary, *, grouped: bool = False) -> list[Column]:
     """The columns of summary.md: every one, except an optional one no job has."""
     return [column for column in COLUMNS if (column.grouped or not grouped)
             and (not column.optional or any(column.key in values for values in summary.values.values()))]
 
 
-def jobs_table(summary):
+def jobs_table(summary: Summary) -> str:
     columns = shown_columns(summary)
     header = ["rank", "overrides", "status", *(column.title for column in columns), "wall time (s)"]
     rows = [[rank, label(job, summary.common), status_text(job),
@@ -47,13 +58,13 @@ def jobs_table(summary):
     return markdown_table(header, rows)
 
 
-def interval_text(found, fmt):
+def interval_text(found: Estimate, fmt: str) -> str:
     """"mean [low, high]", or the value alone for one run."""
     text = fmt.format(found.mean)
     return text if found.low is None else f"{text} [{fmt.format(found.low)}, {fmt.format(found.high)}]"
 
 
-def estimate_text(group, column):
+def estimate_text(group: Group, column: Column) -> str:
     """"mean [low, high]" (the mean alone for one run), and for epochs to target the runs that never got there."""
     found, fmt = group.estimates.get(column.key), column.mean_fmt or column.fmt
     text = "–" if found is None else interval_text(found, fmt)
@@ -62,26 +73,26 @@ def estimate_text(group, column):
     return text
 
 
-def interval_kind(group):
+def interval_kind(group: Group) -> str:
     """How the row's intervals were made, and over how many finished runs."""
     n = len(group.done)
     return "one run" if n == 1 else "–" if n == 0 else f"range of {n}" if n < MIN_BOOTSTRAP else f"95% BCa of {n}"
 
 
-def verdict_text(group):
+def verdict_text(group: Group) -> str:
     if group.verdict in (None, "best"):
         return group.verdict or "–"
     return f"{group.verdict} (p={group.comparison.p_holm:.2g})"
 
 
-def test_text(group):
+def test_text(group: Group) -> str:
     found = group.comparison
     if found is None or found.test is None:
         return "–"
     return f"{found.test}, {found.pairs} seeds" if found.test == PAIRED_T else found.test
 
 
-def difference_text(group, fmt):
+def difference_text(group: Group, fmt: str) -> str:
     """The other group against the best: "-0.0500 [-0.0800, -0.0300]", or as a ratio "×2.80 [1.90, 6.50]"."""
     found = group.comparison.difference if group.comparison is not None else None
     if found is None:
@@ -91,7 +102,7 @@ def difference_text(group, fmt):
     return interval_text(found, fmt.replace("{:", "{:+"))
 
 
-def group_table(summary):
+def group_table(summary: Summary) -> str:
     """One row per seed group: mean [interval] of every column over its finished runs (how the interval was made
     and n in "interval"), and against the best group: the verdict (Holm-adjusted p), the test, the difference (or
     ratio) with its interval, and the seeds the best group won."""
@@ -106,7 +117,7 @@ def group_table(summary):
     return markdown_table(header, rows)
 
 
-def wins_text(group):
+def wins_text(group: Group) -> str:
     found = group.comparison
     return "–" if found is None or found.wins is None else f"{found.wins}/{found.pairs}"
 
@@ -124,7 +135,7 @@ GROUPS_EXPLAINED = (
     "and the wins, not only the verdict.")
 
 
-def target_line(summary):
+def target_line(summary: Summary) -> list[str]:
     if summary.target_acc is None:
         return []
     best = summary.target_acc / summary.target
@@ -132,7 +143,7 @@ def target_line(summary):
             f"(`sweep.target={summary.target:g}` × {best:.4f}, the best in the sweep), or \"{NEVER}\".", ""]
 
 
-def summary_markdown(summary, pictures=()):
+def summary_markdown(summary: Summary, pictures: Sequence[str] = ()) -> str:
     jobs, common = summary.jobs, summary.common
     counts = {s: sum(job.status == s for job in jobs) for s in STATUSES}
     times = [job.wall_time_s for job in jobs if job.wall_time_s is not None]
@@ -161,7 +172,7 @@ def _csv(header, rows):
     return out.getvalue()
 
 
-def summary_csv(summary):
+def summary_csv(summary: Summary) -> str:
     """One row per job with full overrides and raw numbers, for a spreadsheet or pandas."""
     header = ["rank", "job_dir", "overrides", "group", "status", "error", *(c.key for c in COLUMNS), "wall_time_s"]
     rows = [[rank, job.name, " ".join(job.overrides), label(job, summary.common, drop_keys=("seed",)), job.status,
@@ -171,7 +182,7 @@ def summary_csv(summary):
     return _csv(header, rows)
 
 
-def groups_csv(summary):
+def groups_csv(summary: Summary) -> str:
     """One row per seed group: the numbers behind the seed table. For every column KEY: "KEY mean", the interval
     "KEY low" and "KEY high" (empty for one run) and "KEY n" (finished runs that have it); against the best group,
     "test" (paired t or Welch), "p_vs_best" (its p-value), "p_holm" (Holm-adjusted; it decides "vs_best"),

@@ -10,8 +10,11 @@ A job is found by its folder name (its overrides) or, when the command adds over
 trainer.epochs=30, which renames the folders Hydra would make), by its job number; either way its recorded overrides
 must be the same job's, or it is refused in one sentence.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from omegaconf import OmegaConf
@@ -20,6 +23,11 @@ from trainer.config import check_recorded_override, override_key
 from trainer.errors import UserError
 from trainer.run.rundir import DONE, SET_ASIDE, STOPPED, UNFINISHED, holds_any_run_file, read_json, set_aside
 from trainer.sweep.jobs import grid_jobs, job_dirs, job_num
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Sequence
+
+    from omegaconf import DictConfig
 
 RESUMABLE = ("trainer.",)  # overrides a resume may change (as for a single run); the others identify a job
 SHORTCUT = "resume_sweep"  # `train resume_sweep=DIR [overrides]`
@@ -34,7 +42,8 @@ class JobPlan:
     metrics: dict = None  # "keep": the job's own results
 
 
-def plan_job(cfg, *, new_dir, sweep_dir, num, overrides, ignored=()):
+def plan_job(cfg: DictConfig, *, new_dir: str | Path, sweep_dir: str | Path, num: int, overrides: Sequence[str],
+             ignored: tuple[str, ...] = ()) -> JobPlan:
     """The plan for job `num` of the sweep in `sweep_dir`, whose Hydra folder would be `new_dir`. `ignored`: the
     override keys Hydra leaves out of folder names (they change speed, not results)."""
     new_dir = Path(new_dir)
@@ -57,7 +66,7 @@ def plan_job(cfg, *, new_dir, sweep_dir, num, overrides, ignored=()):
     return JobPlan("again", folder, cfg)
 
 
-def earlier_folder(sweep_dir, num, new_dir):
+def earlier_folder(sweep_dir: Path, num: int, new_dir: Path) -> Path | None:
     """The folder an earlier run of this sweep gave job `num`: the one Hydra names the same, else the one whose
     record says it was job `num`; None for a job never started."""
     if holds_any_run_file(new_dir):
@@ -69,18 +78,18 @@ def earlier_folder(sweep_dir, num, new_dir):
     return None
 
 
-def job_identity(overrides, ignored):
+def job_identity(overrides: Iterable[object], ignored: tuple[str, ...]) -> tuple[str, ...]:
     """What makes a job that job: its overrides, less those a resume may change (`ignored`: keys and prefixes)."""
     return tuple(sorted(str(o) for o in overrides if not override_key(str(o)).startswith(ignored)
                         and override_key(str(o)) not in ignored))
 
 
-def stored_overrides(folder):
+def stored_overrides(folder: Path) -> list[str]:
     record = folder / ".hydra" / "overrides.yaml"
     return [str(o) for o in yaml.safe_load(record.read_text()) or []] if record.is_file() else []
 
 
-def check_same_job(folder, num, overrides, *, ignored):
+def check_same_job(folder: Path, num: int, overrides: Iterable[object], *, ignored: tuple[str, ...]) -> None:
     theirs, ours = job_identity(stored_overrides(folder), ignored), job_identity(overrides, ignored)
     if theirs != ours:
         raise UserError(f"{folder} holds job {num} of another sweep ({' '.join(theirs) or 'no overrides'}, not "
@@ -88,7 +97,7 @@ def check_same_job(folder, num, overrides, *, ignored):
                         f"({SHORTCUT}={folder.parent}), or give this sweep a new hydra.sweep.dir")
 
 
-def check_same_sweep(sweep_dir, hydra_cfg, *, ignored=()):
+def check_same_sweep(sweep_dir: str | Path, hydra_cfg: dict, *, ignored: tuple[str, ...] = ()) -> None:
     """Before a sweep writes anything into `sweep_dir` (Hydra's multirun.yaml, job folders, the summary): a folder
     that holds files must hold an earlier run of this same sweep, every job folder there a job this sweep plans
     (`hydra_cfg`: the sweep's Hydra config as a plain dict; `ignored`: override keys that do not make a job),
@@ -126,7 +135,7 @@ def check_same_sweep(sweep_dir, hydra_cfg, *, ignored=()):
 LAUNCHER_GROUP, LAUNCHER_KEYS = "hydra/launcher", "hydra.launcher."
 
 
-def expand_command(args):
+def expand_command(args: Sequence[str]) -> list[str]:
     """The command line to run for `args`: unchanged, or for `resume_sweep=DIR [OVERRIDES]` the sweep's own
     overrides read from DIR/multirun.yaml, with OVERRIDES replacing those of the same key, into hydra.sweep.dir=DIR."""
     asked = [a for a in args if a.startswith(f"{SHORTCUT}=")]
@@ -140,7 +149,7 @@ def expand_command(args):
     return ["--multirun", *kept, *launcher, *extra, f"hydra.sweep.dir={sweep_dir}"]
 
 
-def recorded_command(sweep_dir, replaced=frozenset()):
+def recorded_command(sweep_dir: str | Path, replaced: Collection[str] = frozenset()) -> tuple[list[str], list[str]]:
     """(task overrides, launcher overrides) of the sweep recorded in sweep_dir/multirun.yaml, without the task
     overrides of the keys in `replaced` (the command line sets them). The record is data: a task override outside the
     allow-list of trainer/config/stored.py (keys and group options of losslab's conf/, plain values) is refused
@@ -157,7 +166,7 @@ def recorded_command(sweep_dir, replaced=frozenset()):
     return task, launcher
 
 
-def recorded_overrides(record):
+def recorded_overrides(record: Path) -> dict:
     """hydra.overrides of a multirun.yaml: {"task": [...], "hydra": [...]}."""
     try:
         overrides = yaml.safe_load(record.read_text())["hydra"]["overrides"]
@@ -169,7 +178,7 @@ def recorded_overrides(record):
                     f"{SHORTCUT} at the folder a `train -m ...` sweep wrote")
 
 
-def carried_over(override):
+def carried_over(override: str) -> bool:
     key, _, value = override.partition("=")
     if key == LAUNCHER_GROUP:
         return value.replace("_", "").isalnum()
