@@ -16,9 +16,9 @@ from trainer.errors import UserError
                               ">= 1, e.g. trainer.epochs=20"),
     (["data.batch_size=true"], "data.batch_size=true is invalid: the batch size must be a whole number >= 1, e.g. "
                                "data.batch_size=64"),
-    (["optimizer.lr=inf"], "optimizer.lr=inf is invalid: the learning rate must be a number > 0 or auto, e.g. "
+    (["optimizer.lr=inf"], "optimizer.lr=inf is invalid: the learning rate must be a number > 0, auto or tune, e.g. "
                            "optimizer.lr=0.001"),
-    (["optimizer.lr=nan"], "optimizer.lr=nan is invalid: the learning rate must be a number > 0 or auto"),
+    (["optimizer.lr=nan"], "optimizer.lr=nan is invalid: the learning rate must be a number > 0, auto or tune"),
     (["trainer.gradient_clip_val=nan"], "trainer.gradient_clip_val=nan is invalid: the largest global gradient norm "
                                         "must be a number > 0 or null, e.g. trainer.gradient_clip_val=1.0"),
     (["lr_find.min_lr=nan"], "lr_find.min_lr=nan is invalid: the range test's first rate must be a number > 0"),

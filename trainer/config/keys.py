@@ -82,7 +82,9 @@ def closest_key(cfg: DictConfig, key: str) -> str | None:
     close = difflib.get_close_matches(name, list(siblings), n=1, cutoff=SIMILAR)
     if close:
         return siblings[close[0]]
-    elsewhere = {k.rpartition(".")[2]: k for k in known}
+    elsewhere = {}
+    for k in known:  # the first key of a name, in the config's order: `epochs` is trainer.epochs, not lr_tune.epochs
+        elsewhere.setdefault(k.rpartition(".")[2], k)
     close = difflib.get_close_matches(name, list(elsewhere), n=1, cutoff=SIMILAR_ELSEWHERE)
     return elsewhere[close[0]] if close else None
 

@@ -71,7 +71,8 @@ class Rule:
             count = f"{self.items} " if self.items else ""
             single = f"a list of {count}" + single.replace("a whole number", "whole numbers").replace(
                 "a number", "numbers")
-        return single + "".join(f" or {shown(extra)}" for extra in self.also)
+        parts = [single, *(shown(extra) for extra in self.also)]  # "a number > 0, auto or tune"
+        return " or ".join([", ".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else single
 
     def bounds(self) -> str:
         if self.low is not None and self.high is not None:
