@@ -111,6 +111,19 @@ def test_weights_load_from_a_state_dict_file_of_any_class_count(tmp_path, resnet
     assert torch.equal(model.backbone.layer1[0].conv1.weight, resnet18_state["layer1.0.conv1.weight"])
 
 
+def test_eval_and_predict_of_a_trained_transfer_model_read_no_weights_file_and_download_nothing(
+        offline, tmp_path, resnet18_state):
+    """The checkpoint holds every weight: the file the run started from may be gone (moved, or another machine)."""
+    torch.save(resnet18_state, tmp_path / "start.pt")
+    common = ["model=resnet18_transfer", *SMALL[:-1], "trainer.progress=false", "trainer.device=cpu"]
+    trained = run([*common, f"model.weights={tmp_path / 'start.pt'}", "trainer.epochs=1"], tmp_path / "run")
+    (tmp_path / "start.pt").unlink()
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    evaluated = run(["mode=eval", f"ckpt_path={best}", "trainer.progress=false", "trainer.device=cpu"],
+                    tmp_path / "eval")
+    assert evaluated["test/acc"] == trained["test/acc"] and evaluated["test/loss"] == trained["test/loss"]
+
+
 def test_a_state_dict_of_another_network_is_a_user_error(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"encoder.weight": torch.zeros(3)}, path)

@@ -3,10 +3,12 @@ prefixed by DistributedDataParallel, torch.compile or a module attribute, a head
 tensors as the plain file, still with weights_only; anything else is one sentence saying what the file holds."""
 import pytest
 import torch
+from torch import nn
 from torchvision.models import get_model
 
 from trainer.errors import UserError
 from trainer.models.weights import load_state_dict_file
+from trainer.safe_load import load_pt
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +73,21 @@ class Payload:
         return (print, ("ran",))
 
 
+def test_a_whole_pickled_model_or_a_file_that_is_not_torchs_is_one_sentence_saying_what_it_holds(tmp_path):
+    torch.save(nn.Linear(2, 2), tmp_path / "full.pt")  # torch.save(model), not its state_dict
+    with pytest.raises(UserError, match=r"^model.weights=.*full.pt holds Python objects besides tensors and plain "
+                                        r"containers \(it names torch.nn.modules.linear.Linear\), such as a whole "
+                                        r"pickled model .*torch.save\(model.state_dict\(\), PATH\)"):
+        load_pt(tmp_path / "full.pt", key="model.weights")
+    (tmp_path / "notes.pt").write_text("hello\n")
+    with pytest.raises(UserError, match=r"notes.pt is not a PyTorch file that can be read: it is empty, truncated"):
+        load_pt(tmp_path / "notes.pt", key="model.weights")
+    assert "\x1b" not in str(pytest.raises(UserError, load_pt, tmp_path / "full.pt", key="model.weights").value)
+
+
 def test_a_wrapped_state_dict_is_still_read_with_weights_only(tmp_path, capsys):
     torch.save({"state_dict": {"conv.weight": torch.zeros(1)}, "extra": Payload()}, tmp_path / "evil.pt")
-    with pytest.raises(UserError, match="could not be loaded as a safe checkpoint"):
+    with pytest.raises(UserError, match=r"evil.pt holds Python objects besides tensors and plain containers \(it names "
+                                        r"print\).*losslab never unpickles"):
         load_state_dict_file("mobilenet_v3_small", tmp_path / "evil.pt")
     assert "ran" not in capsys.readouterr().out

@@ -21,7 +21,7 @@ from trainer.errors import UserError, first_line
 from trainer.logs import log
 from trainer.models.feature_cache import backbone_features, uses_feature_cache
 from trainer.models.fine_tune import unfreeze
-from trainer.models.weights import last_linear, load_network, reference_weights
+from trainer.models.weights import last_linear, load_network, preset_weights, reference_weights
 
 
 def input_channels(network: nn.Module) -> int:
@@ -38,7 +38,9 @@ class TransferModel(nn.Module):
 
     Its inputs are images in [0, 1]: `prepare` normalises them with its weights' mean and std, so the data stage
     must not normalise them too (`normalizes_input`), and with data.image_size=null they come at the size its weights
-    were trained at (`input_size`). Both are read from the class, before the data is decoded.
+    were trained at (`input_size`). Both are read from the class, before the data is decoded. `load_weights=False`
+    (mode=eval and mode=predict, whose checkpoint holds every weight) builds the network without reading
+    `weights`: a weights file need not exist any more, and nothing is downloaded.
     """
     normalizes_input = True
 
@@ -46,15 +48,17 @@ class TransferModel(nn.Module):
     def input_size(settings: Mapping) -> int:
         """The image side the weights were trained at (their transforms' crop size, 224 for ImageNet's): what
         data.image_size=null gives a transfer model. `settings`: the model config (arch, weights)."""
-        reference, _ = reference_weights(settings["arch"], settings.get("weights", "DEFAULT"))
+        weights = settings.get("weights", "DEFAULT")
+        reference = (reference_weights(settings["arch"], weights)[0] if settings.get("load_weights", True)
+                     else preset_weights(settings["arch"], weights))
         return reference.transforms().crop_size[0]
 
     def __init__(self, *, arch: str, in_shape: Sequence[int], num_classes: int, weights: str | None = "DEFAULT",
                  freeze_backbone: bool = True, unfreeze_at_epoch: int | None = None, backbone_lr_mult: float = 0.1,
-                 cache_features: str | bool = "auto"):
+                 cache_features: str | bool = "auto", load_weights: bool = True):
         super().__init__()
         check_settings(in_shape, freeze_backbone, unfreeze_at_epoch, cache_features)
-        network, reference = load_network(arch, weights)
+        network, reference = load_network(arch, weights, load=load_weights)
         head_name, output_layer = last_linear(network, arch)
         network.set_submodule(head_name, nn.Identity())
         self.arch = arch

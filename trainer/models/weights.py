@@ -154,8 +154,8 @@ def reference_weights(arch: str, weights: str | None) -> tuple[object, Path | No
     if weights is None:
         return enum.DEFAULT, None
     name = str(weights)
-    member = name.split(".", 1)[1] if name.startswith(enum.__name__ + ".") else name  # ResNet18_Weights.DEFAULT
-    if member in enum.__members__:
+    member = weights_member(enum, name)
+    if member is not None:
         return enum[member], None
     if Path(name).expanduser().is_file():
         return enum.DEFAULT, Path(name).expanduser()
@@ -163,12 +163,30 @@ def reference_weights(arch: str, weights: str | None) -> tuple[object, Path | No
                     f"({', '.join(enum.__members__)}): use one of those, a path to a state-dict file, or null")
 
 
-def load_network(arch: str, weights: str | None) -> tuple[nn.Module, object]:
+def weights_member(enum: type, name: str) -> str | None:
+    """The member of a torchvision weights enum that `name` names (DEFAULT, IMAGENET1K_V1, ResNet18_Weights.DEFAULT),
+    or None (a file path, or nothing it knows)."""
+    member = name.split(".", 1)[1] if name.startswith(enum.__name__ + ".") else name
+    return member if member in enum.__members__ else None
+
+
+def preset_weights(arch: str, weights: str | None) -> object:
+    """The torchvision weights whose preprocessing a trained network's inputs get, without reading or downloading
+    anything: the named ones, else (None, a state-dict file, present or not) the architecture's default."""
+    enum = weights_enum(arch)
+    member = weights_member(enum, str(weights)) if weights is not None else None
+    return enum[member] if member is not None else enum.DEFAULT
+
+
+def load_network(arch: str, weights: str | None, *, load: bool = True) -> tuple[nn.Module, object]:
     """The torchvision network and the weights whose preprocessing its inputs get.
 
     weights: a torchvision weights name of the architecture (DEFAULT, IMAGENET1K_V1, ...), None (random
-    initialisation) or a path to a state-dict file.
+    initialisation) or a path to a state-dict file. `load=False`: the network's weights come from elsewhere (a
+    checkpoint, which holds all of them), so none are read or downloaded, and the file need not exist any more.
     """
+    if not load:
+        return get_model(arch, weights=None), preset_weights(arch, weights)
     reference, file = reference_weights(arch, weights)
     if weights is None:
         return get_model(arch, weights=None), reference

@@ -59,10 +59,12 @@ class Assembly:
             self.epoch_hook(epoch)
 
 
-def assemble(cfg: DictConfig, *, for_training: bool = True) -> Assembly:
+def assemble(cfg: DictConfig, *, for_training: bool = True, weights: dict | None = None) -> Assembly:
     """Build a run from a composed config. Random numbers are drawn in a fixed order from `seed`, so the same
     config always gives the same initial weights and data order. `for_training=False` (mode=eval) builds what
     testing needs: no optimizer or schedule, and the model's training view (a feature cache) of the test split only.
+    `weights`: a checkpoint's model state, loaded as soon as the model is built, so that the training view (cached
+    features) is computed by the trained model, not by the one it started from.
 
     Raises:
         UserError: any mistake in the config or the data, in one sentence naming the key, before any training.
@@ -78,6 +80,8 @@ def assemble(cfg: DictConfig, *, for_training: bool = True) -> Assembly:
     if for_training and cfg.data.get("task", CLASSIFICATION) != CLASSIFICATION:
         check_targets_fit_loss(cfg, lowest_target=labels_of(splits.train).min().item())
     model = build(cfg.model, "model").to(runtime.device)
+    if weights is not None:
+        model.load_state_dict(weights)
     objective = build(cfg.loss, "loss").to(runtime.device)
     check_model_fits_data(model, objective, splits, runtime.device, shape=list(cfg.data.shape),
                           classifies=cfg.data.get("task", CLASSIFICATION) == CLASSIFICATION,

@@ -27,9 +27,8 @@ FIXED = ("model", "loss")  # what a checkpoint is: the command line cannot chang
 def evaluate_checkpoint(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()) -> dict[str, object]:
     state = checkpoint.load(cfg.ckpt_path)
     check_stored(state["config"], source=f"ckpt_path={cfg.ckpt_path}", overrides=overrides)
-    parts = assemble(eval_config(state["config"], cfg, overrides), for_training=False)
+    parts = assemble(eval_config(state["config"], cfg, overrides), for_training=False, weights=state["model"])
     check_classes(state.get("classes"), parts.classes, cfg)
-    parts.model.load_state_dict(state["model"])
     test = evaluate(parts.net, parts.loaders.test, objective=parts.objective, runtime=parts.runtime, desc="test")
     progress = Progress.from_state(state)
     epoch = progress.epoch
@@ -48,7 +47,9 @@ def evaluate_checkpoint(cfg: DictConfig, place: rundir.Place, *, overrides: Sequ
 
 def own_config(stored: dict, cfg: DictConfig, overrides: Sequence[str], *, does: str) -> DictConfig:
     """A checkpoint's own config (`stored`) with this command's trainer section, mode and ckpt_path: what mode=eval
-    and mode=predict start from. `does`: what the mode does with the checkpoint's model, for the sentence.
+    and mode=predict start from; a model that started from pretrained weights is built without reading them (the
+    checkpoint holds every weight: a weights file moved since, or no network, is no obstacle). `does`: what the mode
+    does with the checkpoint's model, for the sentence.
 
     Raises:
         UserError: the command line overrides the model or the loss, which the checkpoint holds.
@@ -59,6 +60,8 @@ def own_config(stored: dict, cfg: DictConfig, overrides: Sequence[str], *, does:
                         f"remove it (ckpt_path={cfg.ckpt_path} holds them)")
     config = OmegaConf.create(stored)
     config.trainer, config.mode, config.ckpt_path = cfg.trainer, cfg.mode, cfg.ckpt_path
+    if "weights" in config.model:  # pretrained weights a model started from: the checkpoint holds all of its own
+        config.model.load_weights = False
     return config
 
 
