@@ -100,9 +100,11 @@ def test_a_run_with_the_balanced_sampler_draws_its_long_tailed_training_split_ev
 
 
 @pytest.mark.parametrize("override,says", [
-    ("data.imbalance=0", "data.imbalance=0 is invalid: use the fraction of its training samples the last class keeps"),
+    ("data.imbalance=0", r"data.imbalance=0 is invalid: the fraction of its training samples the last class keeps .*"
+                         r"must be a number in \(0, 1\] or null"),
     ("data.imbalance=1.5", "data.imbalance=1.5 is invalid"),
-    ("data.sampler=oversample", "data.sampler=oversample is not known: use data.sampler=balanced"),
+    ("data.sampler=oversample", "data.sampler=oversample is invalid: the training split's sampler must be balanced or "
+                                "null"),
 ])
 def test_a_bad_balance_setting_is_one_sentence_naming_the_key(override, says):
     with pytest.raises(UserError, match=says) as error:

@@ -412,13 +412,15 @@ def test_a_seed_range_sweep_prints_intervals_and_tie_marks_and_writes_their_numb
     assert result.returncode == 0, result.stderr[-2000:]
     [sweep] = sweep_dirs(tmp_path)
     assert len(list(sweep.glob("*/metrics.json"))) == 6
-    assert "## Seed groups (mean ± 95% confidence interval)" in result.stdout
+    assert "## Seed groups (mean [interval]; paired by seed against the best)" in result.stdout
     assert "`sweep.target=0.95` ×" in result.stdout  # conf/config.yaml's default reaches the callback
     rows = table_rows(result.stdout, "## Seed groups")
     # ce and nll compute the same function: every seed gives both the same numbers, so they tie exactly
-    assert [(row[1], row[2], row[3], row[4]) for row in rows] == [
-        ("loss=ce", "3/3", "0 1 2", "best"), ("loss=nll", "3/3", "0 1 2", "tied (p=1)")]
-    assert " ± " in rows[0][5]
+    assert [(row[1], row[2], row[3], row[4], row[5]) for row in rows] == [
+        ("loss=ce", "3/3", "0 1 2", "range of 3", "best"), ("loss=nll", "3/3", "0 1 2", "range of 3", "tied (p=1)")]
+    # paired by seed: a difference of exactly 0 in every seed, which the best won in none
+    assert (rows[1][6], rows[1][7], rows[1][8]) == ("paired t, 3 seeds", "+0.0000 [+0.0000, +0.0000]", "0/3")
+    assert re.fullmatch(r"0\.\d{4} \[0\.\d{4}, (0\.\d{4}|1\.0000)\]", rows[0][9])  # best val acc: mean [range]
     groups = list(csv.DictReader((sweep / "summary_groups.csv").open()))
     assert [(g["group"], g[f"{BEST.best_key} n"], g["vs_best"]) for g in groups] == [
         ("loss=ce", "3", "best"), ("loss=nll", "3", "tied")]

@@ -7,7 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 from trainer.config import config_dir, option_of
 from trainer.errors import UserError
 from trainer.losses.class_weights import check_class_weights
-from trainer.metrics import ACC, BEST_METRICS, CLASSIFICATION, REGRESSION, RMSE
+from trainer.metrics import BEST_METRICS, CLASSIFICATION, REGRESSION, best_metric
 
 
 def check_task(cfg: DictConfig) -> None:
@@ -20,10 +20,10 @@ def check_task(cfg: DictConfig) -> None:
         loss, data = option_name("loss", cfg.loss), option_name("data", cfg.data)
         raise UserError(f"loss={loss} does not fit {task} data, and data={data} is a {task} set (data.task={task}): "
                         f"use one of {', '.join(f'loss={name}' for name in losses_for(task))}")
-    if task == REGRESSION and cfg.data.get("best", RMSE) not in BEST_METRICS[REGRESSION]:
+    if task == REGRESSION and best_metric(cfg.data) not in BEST_METRICS[REGRESSION]:
         raise UserError(f"data.best={cfg.data.best} is not a regression metric: use data.best=rmse, data.best=mae "
                         "(lowest is best) or data.best=r2 (highest)")
-    if task == CLASSIFICATION and cfg.data.get("best", ACC) not in BEST_METRICS[CLASSIFICATION]:
+    if task == CLASSIFICATION and best_metric(cfg.data) not in BEST_METRICS[CLASSIFICATION]:
         raise UserError(f"data.best={cfg.data.best} is not a classification metric: use data.best=acc, "
                         "data.best=balanced_acc or data.best=macro_f1 (highest is best)")
     check_class_weights(cfg, option_name("loss", cfg.loss))

@@ -9,14 +9,14 @@ from trainer.metrics.names import (ACC, BALANCED_ACC, BEST, BEST_EPOCH, BEST_MET
                                    GRAD_NORM_MEAN, GRAD_NORM_STEP, HISTORY, LOSS, LR, MACRO_F1, MAE, MAX_GRAD_NORM,
                                    MONITORABLE, MONITORS, NLL, PASS_METRICS, PERF, PER_CLASS, PER_CLASS_ACC, R2,
                                    RATIO_METRICS, REGRESSION, RMSE, SAMPLES_PER_S, STOPPED_EPOCH, TEST, TRAIN,
-                                   TRAIN_STEP_LOSS, TUNE_BUDGET, TUNE_EPOCHS, VAL, WALL_TIME, Monitor, monitor_for,
-                                   pass_results, pass_tags, per_class_tags, recorded_monitor, result_key, result_line,
-                                   tag)
+                                   TRAIN_STEP_LOSS, TUNE_BUDGET, TUNE_EPOCHS, VAL, WALL_TIME, Monitor, best_metric,
+                                   monitor_for, pass_results, pass_tags, per_class_tags, recorded_monitor, result_key,
+                                   result_line, tag)
 
 __all__ = ["ACC", "BALANCED_ACC", "BEST", "BEST_EPOCH", "BEST_METRICS", "BRIER", "CALIBRATION", "CHOSEN_LR",
            "CLASSIFICATION", "ECE", "ECE_BINS", "EPOCH", "EPOCHS", "EPOCH_S", "GRAD_NORM", "GRAD_NORM_MAX",
            "GRAD_NORM_MEAN", "GRAD_NORM_STEP", "HISTORY", "LOSS", "LR", "MACRO_F1", "MAE", "MAX_GRAD_NORM",
            "MONITORABLE", "MONITORS", "NLL", "PASS_METRICS", "PERF", "PER_CLASS", "PER_CLASS_ACC", "R2",
            "RATIO_METRICS", "REGRESSION", "RMSE", "SAMPLES_PER_S", "STOPPED_EPOCH", "TEST", "TRAIN",
-           "TRAIN_STEP_LOSS", "TUNE_BUDGET", "TUNE_EPOCHS", "VAL", "WALL_TIME", "Monitor", "monitor_for",
-           "pass_results", "pass_tags", "per_class_tags", "recorded_monitor", "result_key", "result_line", "tag"]
+           "TRAIN_STEP_LOSS", "TUNE_BUDGET", "TUNE_EPOCHS", "VAL", "WALL_TIME", "Monitor", "best_metric",
+           "monitor_for", "pass_results", "pass_tags", "per_class_tags", "recorded_monitor", "result_key", "result_line", "tag"]

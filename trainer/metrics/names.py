@@ -138,11 +138,15 @@ def monitor_for(data: Mapping) -> "Monitor":
     """What "best" means for the data config's task, data.best: for classification the highest validation accuracy
     (acc, the default), balanced accuracy or macro-F1; for regression the lowest validation rmse (the default) or
     mae, or the highest r2."""
-    task = data.get("task", CLASSIFICATION)
-    if task != REGRESSION and data.get("best", ACC) == ACC:
+    metric = best_metric(data)
+    if metric == ACC:
         return BEST
-    metric = data.get("best", BEST_METRICS[task][0])
     return Monitor(metric=metric, higher_is_better=metric not in RATIO_METRICS)
+
+
+def best_metric(data: Mapping) -> str:
+    """data.best, or (null, or a key the data config lacks) its task's default: acc, or a regression's rmse."""
+    return data.get("best") or BEST_METRICS[data.get("task") or CLASSIFICATION][0]
 
 
 # what a scheduler config may name as scheduler.monitor
