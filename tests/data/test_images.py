@@ -17,7 +17,7 @@ from tests.datafiles import COLOURS, arrow, write_blank_png, write_mnist, write_
 from trainer.config import build
 from trainer.data import prepare_data
 from trainer.data.folders import ImageFiles
-from trainer.data.images import FileDecoder, Transformed, decoder, read_image, upright_size
+from trainer.data.images import SIXTEEN_BIT, FileDecoder, Transformed, decoder, read_image, upright_size
 from trainer.errors import UserError
 
 
@@ -392,3 +392,13 @@ def test_the_pixel_limit_is_a_key_a_trusting_user_raises(tmp_path):
         [strict.train[i] for i in range(len(strict.train))]
     splits = source("image_folder", f"data.root={tmp_path}", "data.image_size=8", "data.max_image_pixels=600")
     assert splits.train[0][0].shape == (3, 8, 8)
+
+
+def test_a_sixteen_bit_image_is_scaled_to_eight_bits_not_clipped_to_white(tmp_path):
+    Image.fromarray(np.full((12, 12), 128 * 257, dtype=np.uint16)).save(tmp_path / "grey16.png")  # middle grey
+    Image.fromarray(np.full((12, 12), 128, dtype=np.uint8)).save(tmp_path / "grey8.png")
+    with Image.open(tmp_path / "grey16.png") as image:
+        assert image.mode in SIXTEEN_BIT  # a 16-bit file indeed
+    decode = FileDecoder(channels=3, image_size=8)
+    assert torch.equal(decode(tmp_path / "grey16.png"), decode(tmp_path / "grey8.png"))
+    assert decode(tmp_path / "grey16.png").mean().item() == pytest.approx(128 / 255)

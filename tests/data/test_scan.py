@@ -106,6 +106,17 @@ def test_a_link_to_its_own_folder_is_followed_once_and_no_image_is_in_two_splits
     assert "skipped 1 links to a folder already read (followed once): cat/again" in capsys.readouterr().out
 
 
+def test_a_class_folder_that_links_to_another_class_or_to_the_root_is_no_class_of_its_own(tmp_path, capsys):
+    write_pngs(tmp_path / "data", ["cat", "dog"], 6)
+    os.symlink(tmp_path / "data" / "dog", tmp_path / "data" / "a_dog_alias")  # sorts before the real folder
+    os.symlink(tmp_path / "data", tmp_path / "data" / "everything")  # the root again
+    splits = source(tmp_path / "data")
+    assert splits.classes == ["cat", "dog"]
+    assert len(read_paths(splits)) == 12  # each image once, under its one class
+    assert "skipped 2 links to a folder already read (followed once): a_dog_alias, everything" in (
+        capsys.readouterr().out)
+
+
 def test_copies_are_read_once_and_copies_under_two_classes_are_named_and_left_out(tmp_path, capsys):
     write_pngs(tmp_path, ["cat", "dog"], 10)
     shutil.copy(tmp_path / "cat" / "0.png", tmp_path / "cat" / "copy of 0.png")  # the same bytes

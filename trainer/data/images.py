@@ -11,6 +11,7 @@ import statistics
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
@@ -127,13 +128,21 @@ class FileDecoder:
         return self.decode(read_image(path, side=self.side, max_pixels=self.max_pixels))
 
 
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit grey PNGs and TIFFs ("I": how older Pillow opens them)
+
+
 class ToMode:
-    """Convert a PIL image to grayscale ("L") or RGB, so every sample has data.channels channels."""
+    """Convert a PIL image to grayscale ("L") or RGB, so every sample has data.channels channels. A 16-bit image is
+    scaled to 8 bits first (value / 257, so 65535 is 255): Pillow's own convert clips it at 255, which would make
+    almost every 16-bit picture pure white."""
 
     def __init__(self, mode: str):
         self.mode = mode
 
-    def __call__(self, image):
+    def __call__(self, image: Image.Image) -> Image.Image:
+        if image.mode in SIXTEEN_BIT:
+            values = np.asarray(image, dtype=np.float32) / 257
+            image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
         return image.convert(self.mode)
 
 

@@ -44,16 +44,26 @@ def is_hidden(entry: os.DirEntry) -> bool:
 
 def class_folders(folder: Path, skipped: Skipped) -> list[str]:
     """The sorted names of the class subfolders of `folder` (links to folders included), hidden ones left out; [] for
-    a folder that does not exist."""
+    a folder that does not exist. A link to a folder already a class (or to `folder` itself, or one above it) is no
+    class of its own: it would file every image twice, under two labels. It is skipped and logged as a link to a
+    folder already read; the real folder stays the class."""
     if not folder.is_dir():
         return []
-    names = []
+    folders = []
     for entry in entries_of(str(folder)):
         if is_hidden(entry):
             skipped.hidden.append(entry.name)
         elif entry.is_dir():
-            names.append(entry.name)
-    return names
+            folders.append(entry)
+    names, seen = [], {os.path.realpath(folder)}
+    for entry in sorted(folders, key=lambda e: e.is_symlink()):  # real folders first: a link to one is the extra
+        real = os.path.realpath(entry.path)
+        if real in seen or os.path.realpath(folder).startswith(real + os.sep):
+            skipped.revisited.append(entry.name)
+            continue
+        seen.add(real)
+        names.append(entry.name)
+    return sorted(names)
 
 
 def image_files(folder: Path, root: Path, skipped: Skipped) -> list[str]:

@@ -183,7 +183,9 @@ def log_class_counts(splits: Splits, names: tuple[str, ...], method: str) -> Non
         missing = [name for name, per_class in counts.items() if k >= len(per_class) or per_class[k] == 0]
         if missing and len(missing) < len(counts):
             total = sum(per_class[k] for per_class in counts.values() if k < len(per_class))
-            why = (f"too few for one in each split ({MIN_TO_STRATIFY} needed)" if method == "stratified" else
+            why = (f"too few for one in each split ({MIN_TO_STRATIFY} needed)" if total < MIN_TO_STRATIFY else
+                   "the split's own data holds none of it (an image folder's val/ or test/, a split column)"
+                   if method == "stratified" else
                    f"and the random split left it out (data.split=stratified gives every class with at least "
                    f"{MIN_TO_STRATIFY} samples one in each split)")
             log.warning(f"class {label} has {total} samples, none in the {' or '.join(missing)} split: {why}; the "
