@@ -56,6 +56,8 @@ def needs(group, option, tmp_path, monkeypatch):
                                                        "data.num_workers=0", *FEW_SHOT, "optimizer.lr=0.01"], 0.5),
     }
     overrides, learned = cases.get((group, option), DEFAULT)
+    if (group, option) not in cases and group in ("loss", "optimizer", "scheduler"):
+        overrides = [*overrides, "model=mlp"]  # the option is the point: the default data on the quickest model
     if group in ("data", "experiment") and option not in ("iris", "synthetic", "digits", "image_folder", "diabetes",
                                                           "synthetic_regression", "csv"):
         overrides = [*overrides, *(f"{key}={value}" for key, value in files.items())]

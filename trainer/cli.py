@@ -219,6 +219,9 @@ def hydra_error(error: Exception, *, users_own: bool) -> None:
     """An error Hydra raised outside losslab's code (before the run: composing the config). A key the config lacks
     (`trainer.epoch=1`) is one sentence naming the key meant, instead of Hydra's advice to add it with `+`; anything
     else is printed as Hydra prints it (exit 2), or raised as it is when the user set HYDRA_FULL_ERROR."""
+    from trainer.sweep.callback import discard_unstarted  # a sweep none of whose jobs could begin: nothing behind
+
+    discard_unstarted()
     mistake = misspelt_override(error)
     if mistake is not None:
         print(f"error: {mistake}", file=sys.stderr)

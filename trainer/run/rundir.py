@@ -246,14 +246,21 @@ def discard_records(run_dir: str | Path, *, remove_folder: bool) -> bool:
         return False
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     (run_dir / "train.log").unlink(missing_ok=True)
-    for folder in (run_dir, *run_dir.parents) if remove_folder else ():
-        if folder == Path.cwd() or not folder.is_relative_to(Path.cwd()):
+    if remove_folder:
+        remove_empty_folders(run_dir)
+    return True
+
+
+def remove_empty_folders(folder: Path) -> None:
+    """`folder` and its parents while they are empty, up to the folder train started in (never that one, nor
+    anything outside it): what a refused run or sweep had claimed (outputs/DATE/TIME)."""
+    for each in (folder, *folder.parents):
+        if each == Path.cwd() or not each.is_relative_to(Path.cwd()):
             break
         try:
-            folder.rmdir()  # only an empty folder: one another run has just claimed a name in stays
+            each.rmdir()  # only an empty folder: one another run has just claimed a name in stays
         except OSError:
             break
-    return True
 
 
 def as_system_error(error: Exception, run_dir: str | Path) -> Exception:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
+from trainer.config import override_key
 from trainer.errors import Exit, UserError, refuse
-from trainer.run.rundir import DIVERGED, FAILED, folder_of, make_folder
+from trainer.run.rundir import DIVERGED, FAILED, folder_of, make_folder, remove_empty_folders
 from trainer.sweep.resume import SHORTCUT, check_same_sweep
 
 if TYPE_CHECKING:
@@ -59,6 +60,19 @@ def stop_sweep(sweep_dir: str | Path, *, why: str, target: float | None = None) 
     print(f"{why}: finish the sweep with `train {SHORTCUT}={sweep_dir}`", file=sys.stderr, flush=True)
 
 
+NEW_SWEEPS: list[Path] = []  # sweep folders this process made under outputs/ (discard_unstarted)
+
+
+def discard_unstarted() -> None:
+    """A new sweep that stopped before any job began (a misspelt key in its grid: Hydra cannot compose a job's
+    config) leaves nothing behind: its multirun.yaml goes, and the folders made for it (outputs/multirun/DATE/TIME).
+    A folder named with hydra.sweep.dir stays, as a run's hydra.run.dir does."""
+    for sweep_dir in NEW_SWEEPS:
+        if sweep_dir.is_dir() and {entry.name for entry in sweep_dir.iterdir()} <= {"multirun.yaml"}:
+            (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+            remove_empty_folders(sweep_dir)
+
+
 class SummaryCallback(Callback):
     """Registered in conf/config.yaml under hydra.callbacks: at the end of every multirun, summarise the sweep and
     exit non-zero if a job failed or diverged (the jobs catch their own errors so the rest of the sweep runs; Hydra's
@@ -77,6 +91,9 @@ class SummaryCallback(Callback):
             make_folder(sweep_dir, key="hydra.sweep.dir")
         except UserError as error:
             refuse(error)
+        named = "hydra.sweep.dir" in {override_key(o) for o in config.hydra.overrides.hydra}
+        if not (sweep_dir / "multirun.yaml").is_file() and not named:
+            NEW_SWEEPS.append(sweep_dir.absolute())
         if (sweep_dir / "multirun.yaml").is_file():  # Hydra writes it after this: the folder holds an earlier run
             print(f"finishing the sweep in {sweep_dir}: done jobs are kept, stopped ones resume from their last.pt, "
                   "failed ones run again", flush=True)
