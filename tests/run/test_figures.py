@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from trainer.metrics import ACC, LOSS, NLL, TRAIN, VAL, tag
-from trainer.run.figures import confusion_figure, lr_find_figure, reliability_figure, top_losses_figure
+from trainer.run.figures import (confusion_figure, lr_find_figure, reliability_figure, top_losses_figure,
+                                  wrapped)
 from trainer.sweep.figures import CURVE_PANELS, curves_figure, reliability_overlay_figure
 from trainer.sweep.pictures import Curve
 
@@ -119,3 +120,10 @@ def test_the_range_test_curve_has_a_log_rate_axis_and_marks_the_suggestion():
     figure = lr_find_figure(rates, losses, losses, suggestion=1e-3, rule="middle of the fall")
     [ax] = figure.axes
     assert ax.get_xscale() == "log" and "suggestion 0.001 (middle of the fall)" in [t.get_text() for t in ax.get_legend().texts]
+
+
+def test_a_tile_label_in_hangul_wraps_at_its_drawn_width_not_its_character_count():
+    # a Hangul syllable is drawn about twice as wide as a Latin letter: 12 Latin widths hold "cat / dog /" but
+    # not "고양이 / 고양이 /" (6 syllables are 12 widths alone)
+    assert wrapped("cat / dog / 0.81", 12) == "cat / dog /\n0.81"
+    assert wrapped("고양이 / 고양이 / 0.81", 12) == "고양이 /\n고양이 /\n0.81"

@@ -20,8 +20,7 @@ def label_inches(names: Sequence[object]) -> float:
     """Room for tick labels of class names at 8 pt, in inches: about 0.06 in per character, twice that for a wide
     (CJK) one (Unicode's East Asian Width), at most 1.5 in; fixed margins (trainer/drawing.py:set_margins) need it
     known before drawing."""
-    widths = [sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in str(name)) for name in names]
-    return min(0.06 * max(widths, default=0), 1.5)
+    return min(0.06 * max((text_width(str(name)) for name in names), default=0), 1.5)
 
 
 def confusion_figure(confusion: np.ndarray, title: str, names: Sequence[object] | None = None) -> Figure:
@@ -146,11 +145,17 @@ def top_losses_figure(images: Sequence[np.ndarray], labels: Sequence[str], title
     return figure
 
 
+def text_width(text: str) -> int:
+    """The width of `text` in Latin characters: a wide (CJK) character counts two (Unicode's East Asian Width)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def wrapped(label: str, chars: int, separator: str = " / ") -> str:
-    """`label` in lines of at most `chars` characters where it can, broken only after a `separator`."""
+    """`label` in lines of at most `chars` Latin characters' width where it can (text_width), broken only after a
+    `separator`."""
     lines = []
     for part in label.split(separator):
-        if lines and len(lines[-1]) + len(separator) + len(part) <= chars:
+        if lines and text_width(lines[-1]) + len(separator) + text_width(part) <= chars:
             lines[-1] += separator + part
         else:
             lines[-1:] = [lines[-1] + separator.rstrip()] if lines else []
