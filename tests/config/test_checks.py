@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_config, run
-from trainer.config import build, override_key
+from trainer.config import build, override_key, validate
 from trainer.errors import UserError
 
 
@@ -96,3 +96,19 @@ def test_a_folder_given_as_ckpt_path_is_named_a_folder_with_the_checkpoints_in_i
         run([f"mode={mode}", f"ckpt_path={run_dir}", "trainer.progress=false"], tmp_path / "new")
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in run_dir.rglob("*")) == ["best.pt", "checkpoints", "last.pt"]
+
+
+@pytest.mark.parametrize("override,says", [
+    ("trainer.early_stopping=3", "trainer.early_stopping holds settings (trainer.early_stopping.min_delta, "
+                                 "trainer.early_stopping.patience) and was set to 3: set one of its keys instead"),
+    ("~model", "model holds settings (model.activation, model.arch, model.backbone_lr_mult, ...) and was removed: "
+               "set one of its keys instead, e.g. model.activation=VALUE, or choose an option with model=OPTION"),
+    ("trainer=null", "trainer holds settings (trainer.channels_last, trainer.compile, trainer.device, ...) and was "
+                     "set to null"),
+    ("data.source=foo", "data.source holds settings"),
+    ("loss.criterion=torch.nn.MSELoss", "loss.criterion holds settings"),
+])
+def test_a_node_of_settings_replaced_by_a_value_or_removed_is_one_sentence(override, says):
+    with pytest.raises(UserError) as error:
+        validate(compose_config([override]), modes=("train",))
+    assert str(error.value).startswith(says)

@@ -1,6 +1,7 @@
 """Where losslab's own config lives (conf/, in a checkout or inside an installed wheel) and what it declares: the
 targets each config path may name, and which option of a group a (stored) config node is."""
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -46,16 +47,39 @@ def declared_keys() -> frozenset:
     """Every dotted key that config.yaml or an option of a group in losslab's own conf/ declares (at any depth, e.g.
     "model.hidden", "data.source.num_samples"), Hydra's own settings and defaults lists left out: the only keys a
     config read from a file may set."""
+    return frozenset(key for prefix, node in declared_files() for key in keys_in(node, prefix))
+
+
+@functools.cache
+def declared_nodes() -> frozenset:
+    """Every dotted key that conf/ declares as a node of keys: a config group ("model", "data") or a mapping inside
+    one ("data.source", "trainer.early_stopping"). A command line that sets one to a number or a string
+    (`trainer.early_stopping=3`) or removes a group (`~model`) has made a config no code can read."""
     found = set()
+    for prefix, node in declared_files():
+        found |= {prefix} if prefix else set()
+        found |= {key for key in keys_in(node, prefix) if isinstance(select(node, key, prefix), dict)}
+    return frozenset(found)
+
+
+def declared_files() -> Iterator[tuple[str, dict]]:
+    """(the dotted place it sits at, its keys) of config.yaml and every option of losslab's own conf/, Hydra's own
+    settings and defaults lists left out."""
     for path in config_dir().rglob("*.yaml"):
         text = path.read_text()
         group = path.parent.relative_to(config_dir()).parts
         if is_hydras(group):
             continue
         prefix = "" if "@package _global_" in text or not group else ".".join(group)
-        node = {key: value for key, value in (yaml.safe_load(text) or {}).items() if key not in ("defaults", "hydra")}
-        found |= keys_in(node, prefix)
-    return frozenset(found)
+        yield prefix, {key: value for key, value in (yaml.safe_load(text) or {}).items()
+                       if key not in ("defaults", "hydra")}
+
+
+def select(node: dict, key: str, prefix: str) -> object:
+    """The value at dotted `key` (which starts with `prefix`) of a plain nested dict."""
+    for part in key[len(prefix):].lstrip(".").split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def keys_in(node: object, path: str) -> set:

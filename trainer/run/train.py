@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
+from trainer.config import check_stored
 from trainer.data import epoch_batches, worker_failures_explained
 from trainer.drawing import start_painter
 from trainer.logs import log
@@ -63,6 +64,8 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     if distributed.is_main():  # it imports matplotlib while this process imports and prepares the rest
         start_painter()
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
+    if resume is not None:  # data, never code, as for mode=eval: refused before it is compared or restored
+        check_stored(resume["config"], source=f"ckpt_path={cfg.ckpt_path}", overrides=overrides)
     if resume is not None:
         cfg = with_values(cfg, resume["legacy"])  # keys its losslab did not have: the values it was trained with
     with clock.phase(LR_FIND):

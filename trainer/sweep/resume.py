@@ -70,12 +70,27 @@ def earlier_folder(sweep_dir: Path, num: int, new_dir: Path) -> Path | None:
     """The folder an earlier run of this sweep gave job `num`: the one Hydra names the same, else the one whose
     record says it was job `num`; None for a job never started."""
     if holds_any_run_file(new_dir):
-        return new_dir
+        return check_inside(new_dir, sweep_dir)
     for record in sweep_dir.glob("**/.hydra/hydra.yaml"):
         folder = record.parent.parent
         if SET_ASIDE not in folder.relative_to(sweep_dir).parts and job_num(folder) == num:
-            return folder
+            return check_inside(folder, sweep_dir)
     return None
+
+
+def check_inside(folder: Path, sweep_dir: Path) -> Path:
+    """A job folder of the sweep, really inside it: a link (or a folder reached through one) that leads elsewhere
+    would make the job resume, set aside or overwrite a run that is not the sweep's (someone else's sweep folder,
+    or the user's own run).
+
+    Raises:
+        UserError: the folder is a link, or resolves outside the sweep folder.
+    """
+    inside = folder.resolve().is_relative_to(sweep_dir.resolve())
+    if folder.is_symlink() or not inside:
+        raise UserError(f"{folder} is a link to {folder.resolve()}, outside the sweep folder {sweep_dir}: a sweep "
+                        "finishes only the job folders it holds, so remove the link (or copy the folder in)")
+    return folder
 
 
 def job_identity(overrides: Iterable[object], ignored: tuple[str, ...]) -> tuple[str, ...]:
