@@ -176,6 +176,12 @@ def report(error: Exception, cfg: DictConfig, overrides: list[str], *, in_sweep:
 def main() -> None:
     """`train` and `python -m trainer`. Under torchrun (WORLD_SIZE > 1) each process first joins the process
     group, so that all of them agree on one run dir before Hydra composes the config."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # Hydra and the run folders are relative to it
+        print("error: the folder train was started in no longer exists (it was removed or renamed): cd into a "
+              "folder that exists and run the command again", file=sys.stderr)
+        raise Exit(USER_MISTAKE) from None
     rundir.register_resolvers()
     StopAtOnce().install()  # a signal before the run has a folder: one line, not a traceback
     try:

@@ -226,3 +226,11 @@ def test_the_first_difference_is_a_group_option_then_a_target_then_the_first_key
         "on data=iris, not data=digits")
     assert checkpoint.first_difference(checkpoint.differences(crafted, digits), crafted, digits) == (
         "with data.source._target_=my.own.source, not trainer.data.digits")
+
+
+@pytest.mark.parametrize("config", ["hello", {}, {"data": {}, "model": "x"}])
+def test_a_checkpoint_whose_config_is_no_runs_config_is_one_sentence(tmp_path, config):
+    torch.save({name: {} for name in checkpoint.RUN_KEYS} | {"config": config}, tmp_path / "odd.pt")
+    for mode in ("mode=train", "mode=eval"):
+        with pytest.raises(UserError, match=r"odd.pt is not a checkpoint of a losslab run \(its config lacks "):
+            run([mode, f"ckpt_path={tmp_path / 'odd.pt'}", "trainer.progress=false"], tmp_path / mode)

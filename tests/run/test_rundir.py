@@ -225,3 +225,20 @@ def test_the_same_command_again_reuses_the_folder_of_its_attempt_that_left_no_ch
     assert json.loads((run_dir / "set_aside" / "1" / "status.json").read_text())["status"] == "stopped"
     with pytest.raises(UserError, match="already holds a run's checkpoints"):  # done now: never again
         run(args, run_dir)
+
+
+def test_a_folder_whose_status_json_is_not_losslabs_is_refused_in_one_sentence_and_left_as_it_was(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "status.json").write_text("my notes")
+    with pytest.raises(UserError, match=r"mine/status.json is not a file losslab wrote \(it holds no JSON object\)"):
+        run([*EXACT, "trainer.epochs=1"], tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["status.json"]
+    assert (tmp_path / "mine" / "status.json").read_text() == "my notes"
+
+
+def test_starting_train_in_a_folder_that_was_removed_is_one_sentence(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(["sh", "-c", f"mkdir gone && cd gone && rmdir ../gone && exec {sys.executable} -m trainer"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: the folder train was started in no longer exists")

@@ -172,9 +172,17 @@ def load(path: str | Path, key: str = "ckpt_path", required: Sequence[str] = RUN
     if missing:
         raise UserError(f"{key}={path} is not a checkpoint of a losslab run (it lacks {', '.join(missing)}): "
                         "point it at RUN_DIR/checkpoints/last.pt or best.pt")
-    if isinstance(state.get("config"), dict):
-        state["config"], state["legacy"] = upgraded_config(state["config"])  # "legacy": in memory only
+    if "config" in required:
+        config = state["config"]
+        lacks = [part for part in RUN_SECTIONS if not isinstance(config, dict) or not isinstance(config.get(part), dict)]
+        if lacks:
+            raise UserError(f"{key}={path} is not a checkpoint of a losslab run (its config lacks "
+                            f"{', '.join(lacks)}): point it at RUN_DIR/checkpoints/last.pt or best.pt")
+        state["config"], state["legacy"] = upgraded_config(config)  # "legacy": in memory only
     return state
+
+
+RUN_SECTIONS = ("data", "model", "loss", "optimizer", "trainer")  # what every run's stored config holds
 
 
 def upgraded_config(config: dict) -> tuple[dict, dict]:

@@ -309,9 +309,22 @@ def write_json(data: object, path: str | Path) -> None:
 
 
 def read_json(path: str | Path) -> dict[str, object]:
-    """A JSON file's content; {} when the file does not exist."""
+    """A JSON file's content; {} when the file does not exist.
+
+    Raises:
+        UserError: the file is not a JSON object losslab wrote (a user's own status.json, a half-written copy).
+    """
     path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        content = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        content = None
+    if not isinstance(content, dict):
+        raise UserError(f"{path} is not a file losslab wrote (it holds no JSON object): this folder is not a run of "
+                        "losslab's, so point hydra.run.dir or hydra.sweep.dir at a new folder")
+    return content
 
 
 # What status.json says of a run, and the sweep summary of a job: it finished; an error stopped it (FAILED); its loss
