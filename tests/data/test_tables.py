@@ -180,3 +180,17 @@ def test_a_stored_preprocessing_encodes_another_file_as_training_did(tmp_path):
     for name in ("train", "val", "test"):  # the same rows, in reverse: the same inputs and labels
         for got, want in zip(getattr(again, name).tensors, getattr(trained, name).tensors):
             assert torch.equal(got.flip(0), want)
+
+
+def test_a_table_takes_the_imbalanced_data_keys_like_every_data_option(tmp_path):
+    from tests.conftest import compose_config
+    from trainer.data import labels_of, prepare_data
+
+    mixed_table(n=600).to_csv(tmp_path / "t.csv", index=False)
+    common = ["data=csv", f"data.path={tmp_path / 't.csv'}", "data.target=label", "data.drop=[price,id,split]",
+              "model=mlp"]
+    cfg, splits = prepare_data(compose_config([*common, "data.imbalance=0.1"]))
+    counts = labels_of(splits.train).bincount().tolist()
+    full = labels_of(prepare_data(compose_config(common))[1].train).bincount().tolist()
+    # class k of 3 keeps 0.1^(k/2) of its training rows (the CIFAR-LT rule), and the counts are filled in
+    assert counts == [full[0], int(full[1] * 0.1 ** 0.5), int(full[2] * 0.1)] == cfg.data.class_counts
