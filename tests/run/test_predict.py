@@ -153,11 +153,12 @@ def test_eval_of_a_new_table_encodes_it_with_the_stored_preprocessing(table_run,
     new = frame.copy()
     new["split"] = "test"  # every row is tested
     new.to_csv(tmp_path / "new.csv", index=False, sep="\t")
-    evaluated = run(["mode=eval", f"ckpt_path={ckpt}", "data=csv", f"data.path={tmp_path / 'new.csv'}",
-                     "data.split_column=split", *QUIET], tmp_path / "eval")
+    # data.split_column is the run's own (split): the new file is tested on the rows it names test, all of them
+    evaluated = run(["mode=eval", f"ckpt_path={ckpt}", "data=csv", f"data.path={tmp_path / 'new.csv'}", *QUIET],
+                    tmp_path / "eval")
     run(["mode=predict", f"ckpt_path={ckpt}", "data=csv", f"data.path={tmp_path / 'new.csv'}", *QUIET], tmp_path / "p")
     rows = predictions(tmp_path / "p")
-    assert evaluated["test/acc"] == pytest.approx((rows.predicted == rows.true).mean())
+    assert len(rows) == 300 and evaluated["test/acc"] == pytest.approx((rows.predicted == rows.true).mean())
 
 
 def test_a_model_trained_on_data_without_named_columns_or_images_cannot_predict(tmp_path):

@@ -79,8 +79,9 @@ def eval_config(stored: dict, cfg: DictConfig, overrides: Sequence[str]) -> Dict
 
 # what the model was trained with rather than what the data holds: new data is normalised with the training split's
 # statistics and resized to the training size, as the model expects, and cut by the method the run's data was cut by;
-# a table is encoded with the preprocessing fitted on the training rows, for the task it was trained for
-TRAINED_WITH = ("mean", "std", "image_size", "target_stats", "split", "preprocessing", "task")
+# a table is encoded with the preprocessing fitted on the training rows, for the task it was trained for, and tested on
+# the rows its split column names test, as the run was
+TRAINED_WITH = ("mean", "std", "image_size", "target_stats", "split", "split_column", "preprocessing", "task")
 
 
 def new_data(stored: dict, cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
