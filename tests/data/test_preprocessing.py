@@ -2,13 +2,14 @@
 and it is plain data that encodes new rows exactly as it encoded the training rows."""
 import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from trainer.data.preprocessing import encoded, fit_features, fit_target, target_tensor
+from trainer.data.preprocessing import check_fitted, encoded, fit_features, fit_target, target_tensor
 from trainer.data.table_files import Table
 from trainer.errors import UserError
 
@@ -90,3 +91,23 @@ def test_text_a_config_would_read_as_an_interpolation_is_refused():
     with pytest.raises(UserError, match=r"holds the text '\$\{oc.env:HOME\}', which a config would read as an "
                                         r"interpolation"):
         fit_features(text_table(city=["a", "${oc.env:HOME}"]), ["city"], np.arange(2))
+
+
+GOOD = {"target": {"name": "y", "task": "classification", "numbers": False, "classes": ["a", "b"]},
+        "features": [{"name": "age", "kind": "number", "fill": 39.5, "indicator": True},
+                     {"name": "city", "kind": "category", "categories": ["x", "y"], "missing": False}]}
+
+
+@pytest.mark.parametrize("edit,says", [
+    (lambda f: f["features"][0].update(fill="abc"), "the feature age is not a number with a numeric fill"),
+    (lambda f: f["features"][0].update(kind="eval"), "the feature age is not a number"),
+    (lambda f: f["features"][1].update(categories=[str(k) for k in range(5000)]), "its features make 5002 inputs "
+                                                                                  "and the model takes 4"),
+    (lambda f: f.pop("features"), "it is not {target: ..., features: [...]}"),
+])
+def test_an_edited_stored_preprocessing_is_one_sentence_before_any_row_is_read(edit, says):
+    check_fitted(GOOD, inputs=4)  # age, its indicator, two cities
+    fitted = json.loads(json.dumps(GOOD))
+    edit(fitted)
+    with pytest.raises(UserError, match=re.escape(says)):
+        check_fitted(fitted, inputs=4)

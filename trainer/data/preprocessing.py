@@ -192,6 +192,44 @@ def encoded_category(table: Table, feature: dict, rows: np.ndarray | None, resul
 ENCODERS = {NUMBER: encoded_number, CATEGORY: encoded_category}
 
 
+def check_fitted(fitted: object, inputs: int | None = None) -> None:
+    """A stored data.preprocessing (read from a checkpoint someone may have handed the user) is what fit_target and
+    fit_features make, and makes `inputs` inputs (data.shape[0]) when known: checked before any row is read, so an
+    edited one is one sentence instead of a failure deep in pandas or torch minutes later.
+
+    Raises:
+        UserError: what is wrong with it, naming data.preprocessing.
+    """
+    fault = fitted_fault(fitted)
+    if fault is None and inputs is not None and width(fitted["features"]) != inputs:
+        fault = f"its features make {width(fitted['features'])} inputs and the model takes {inputs}"
+    if fault is not None:
+        raise UserError(f"the stored data.preprocessing is not one losslab writes ({fault}): use the checkpoint "
+                        "as its run wrote it, or train again")
+
+
+def fitted_fault(fitted: object) -> str | None:
+    """Why `fitted` is not a preprocessing fit_target and fit_features make; None if it is."""
+    if not isinstance(fitted, dict) or not isinstance(fitted.get("features"), list) or not isinstance(
+            fitted.get("target"), dict):
+        return "it is not {target: ..., features: [...]}"
+    for feature in fitted["features"]:
+        kind = feature.get("kind") if isinstance(feature, dict) else None
+        if kind == NUMBER and is_number(feature.get("fill")) and isinstance(feature.get("indicator"), bool):
+            continue
+        if kind == CATEGORY and isinstance(feature.get("missing"), bool) and isinstance(feature.get("categories"),
+                                                                                       list) and all(
+                isinstance(c, str) for c in feature["categories"]):
+            continue
+        name = feature.get("name") if isinstance(feature, dict) else repr(feature)
+        return f"the feature {name} is not a number with a numeric fill or a category with a list of names"
+    return None
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
 def width(features: list[dict]) -> int:
     """Inputs the fitted features make: 1 per number (+1 indicator), 1 per category (+1 for missing)."""
     return sum(1 + f["indicator"] if f["kind"] == NUMBER else len(f["categories"]) + f["missing"] for f in features)

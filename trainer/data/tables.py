@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import TensorDataset
 
-from trainer.data.preprocessing import (described, encoded, encoding_notes, fit_features, fit_target,
+from trainer.data.preprocessing import (check_fitted, described, encoded, encoding_notes, fit_features, fit_target,
                                          target_tensor)
 from trainer.data.splits import Splits, check_split_fits_task, split_indices
 from trainer.data.table_files import Table, column_named, read_table
@@ -47,6 +47,8 @@ def table(*, path: str | None, target: str | None, val_fraction: float, test_fra
             cannot be cut, empty cells with data.missing=error; each in one sentence, before any training.
     """
     preprocessing = plain(preprocessing)
+    if preprocessing is not None:
+        check_fitted(preprocessing)
     data = read_checked(path, missing, encoding=encoding, delimiter=delimiter)
     target = column_named(data, preprocessing["target"]["name"] if preprocessing else required_target(target, data),
                           "data.target")

@@ -82,11 +82,12 @@ def new_inputs(data: Mapping, *, typed: Collection[str] = ()) -> Inputs:
 def table_rows(data: Mapping, statistics: tuple[list[float], list[float]] | None, *, id_required: bool) -> Inputs:
     """Every row of data.path, encoded with the stored preprocessing; its id is data.id_column's value or its
     row number (from 1, the header not counted)."""
-    from trainer.data.preprocessing import encoded, encoding_notes, number_text
+    from trainer.data.preprocessing import check_fitted, encoded, encoding_notes, number_text
     from trainer.data.table_files import column_named, read_table
     from trainer.data.tables import check_complete, plain
 
     fitted = plain(data["preprocessing"])
+    check_fitted(fitted, inputs=int(data["shape"][0]) if data.get("shape") else None)
     table = read_table(data["path"], encoding=data.get("encoding"), delimiter=data.get("delimiter"))
     names = [column_named(table, feature["name"]) for feature in fitted["features"]]
     rows = np.arange(len(table))
