@@ -193,13 +193,15 @@ ENCODERS = {NUMBER: encoded_number, CATEGORY: encoded_category}
 
 
 def check_fitted(fitted: object, inputs: int | None = None) -> None:
-    """A stored data.preprocessing (read from a checkpoint someone may have handed the user) is what fit_target and
+    """A stored data.preprocessing (None: there is none) (read from a checkpoint someone may have handed the user) is what fit_target and
     fit_features make, and makes `inputs` inputs (data.shape[0]) when known: checked before any row is read, so an
     edited one is one sentence instead of a failure deep in pandas or torch minutes later.
 
     Raises:
         UserError: what is wrong with it, naming data.preprocessing.
     """
+    if fitted is None:  # nothing stored: a table fitted now
+        return
     fault = fitted_fault(fitted)
     if fault is None and inputs is not None and width(fitted["features"]) != inputs:
         fault = f"its features make {width(fitted['features'])} inputs and the model takes {inputs}"

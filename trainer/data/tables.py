@@ -47,8 +47,7 @@ def table(*, path: str | None, target: str | None, val_fraction: float, test_fra
             cannot be cut, empty cells with data.missing=error; each in one sentence, before any training.
     """
     preprocessing = plain(preprocessing)
-    if preprocessing is not None:
-        check_fitted(preprocessing)
+    check_fitted(preprocessing)  # a stored one (eval of a new table): data, checked first
     data = read_checked(path, missing, encoding=encoding, delimiter=delimiter)
     target = column_named(data, preprocessing["target"]["name"] if preprocessing else required_target(target, data),
                           "data.target")
@@ -62,8 +61,7 @@ def table(*, path: str | None, target: str | None, val_fraction: float, test_fra
                 fractions=(val_fraction, test_fraction), seed=seed, fitting=not preprocessing)
     if preprocessing:
         fitted = preprocessing["features"]
-        for feature in fitted:  # every column the model takes must be in the file
-            column_named(data, feature["name"])
+        _ = [column_named(data, feature["name"]) for feature in fitted]  # every column the model takes is there
     else:
         names = feature_names(data, target, features=plain(features), drop=plain(drop) or [],
                               exclude={"data.id_column": id_column, "data.split_column": split_column})
