@@ -93,3 +93,10 @@ def test_a_bad_tune_setting_is_one_sentence_naming_the_key(override, says):
     with pytest.raises(UserError) as error:
         validate(compose_config([override]), modes=("train",))
     assert str(error.value).startswith(says)
+
+
+def test_a_default_rate_outside_the_searched_range_is_one_sentence_not_a_trial_dropped(tmp_path):
+    with pytest.raises(UserError, match=r"lr_tune.start_at_default=true tries the optimizer's own rate 0.001 first, "
+                                        r"outside the range searched \(\[lr_tune.min_lr=0.05, lr_tune.max_lr=1\]\)"):
+        run([*TINY, "optimizer.lr=tune", "lr_tune.min_lr=0.05", "lr_tune.max_lr=1", "lr_tune.trials=2"],
+            tmp_path / "run")

@@ -87,6 +87,19 @@ def default_rate(cfg: DictConfig) -> float | None:
     return lr if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
 
 
+def check_default_in_range(default: float | None, settings: DictConfig) -> None:
+    """With start_at_default the first trial is the optimizer's own rate, which Optuna would silently drop outside
+    the searched range, and the promise (never worse on validation than the default) with it.
+
+    Raises:
+        UserError: the default rate lies outside [lr_tune.min_lr, lr_tune.max_lr].
+    """
+    if default is not None and not settings.min_lr <= default <= settings.max_lr:
+        raise UserError(f"lr_tune.start_at_default=true tries the optimizer's own rate {default:g} first, outside "
+                        f"the range searched ([lr_tune.min_lr={settings.min_lr:g}, lr_tune.max_lr="
+                        f"{settings.max_lr:g}]): widen the range to hold it, or set lr_tune.start_at_default=false")
+
+
 def tune(cfg: DictConfig) -> Search:
     """Search the rate of the run `cfg` describes (its optimizer.lr is replaced in every trial)."""
     try:
@@ -103,6 +116,7 @@ def tune(cfg: DictConfig) -> Search:
         sampler=optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=min(5, settings.trials)),
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=first_rung, reduction_factor=REDUCTION))
     default = default_rate(cfg)
+    check_default_in_range(default if settings.start_at_default else None, settings)
     if settings.start_at_default and default is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in Optuna 3
