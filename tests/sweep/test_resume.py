@@ -362,3 +362,17 @@ def test_a_joblib_sweep_is_finished_by_the_same_mechanism_and_keeps_its_launcher
     for folder in jobs.values():
         metrics = json.loads((folder / "metrics.json").read_text())
         assert len(metrics["history"]) == 2 and "resumed from" in (folder / "train.log").read_text()
+
+
+def test_a_grid_grown_on_resume_keeps_its_done_jobs_and_runs_only_the_new_ones(tmp_path):
+    """docs/sweeps.md: `loss=ce,nll` finished as `loss=nll,ce,mse` (reordered and grown: Hydra numbers the jobs
+    anew, so a job is found by its overrides, not its number)."""
+    sweep = tmp_path / "sweep"
+    first = run_cli(tmp_path, "-m", *TINY, "trainer.epochs=1", "loss=ce,nll", f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = {name: files_and_times(folder) for name, folder in job_dirs(sweep).items()}
+    grown = run_cli(tmp_path, f"resume_sweep={sweep}", "loss=nll,ce,mse")
+    assert grown.returncode == 0, grown.stderr[-2000:]
+    assert "3 jobs: 3 done." in (sweep / "summary.md").read_text()
+    jobs = job_dirs(sweep)
+    assert sorted(jobs) == ["ce", "mse", "nll"] and all(files_and_times(jobs[n]) == before[n] for n in before)

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from trainer.config import check_recorded_override, override_key
 from trainer.errors import UserError
 from trainer.run.rundir import DONE, SET_ASIDE, STOPPED, UNFINISHED, holds_any_run_file, read_json, set_aside
-from trainer.sweep.jobs import grid_jobs, job_dirs, job_num
+from trainer.sweep.jobs import grid_jobs, job_dirs
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Sequence
@@ -47,10 +47,11 @@ def plan_job(cfg: DictConfig, *, new_dir: str | Path, sweep_dir: str | Path, num
     """The plan for job `num` of the sweep in `sweep_dir`, whose Hydra folder would be `new_dir`. `ignored`: the
     override keys Hydra leaves out of folder names (they change speed, not results)."""
     new_dir = Path(new_dir)
-    folder = earlier_folder(Path(sweep_dir), num, new_dir)
+    ignored = (*RESUMABLE, *ignored)
+    folder = earlier_folder(Path(sweep_dir), job_identity(overrides, ignored), new_dir, ignored=ignored)
     if folder is None:
         return JobPlan("new", new_dir, cfg)
-    check_same_job(folder, num, overrides, ignored=(*RESUMABLE, *ignored))
+    check_same_job(folder, num, overrides, ignored=ignored)
     if folder != new_dir and new_dir.is_dir() and not any(new_dir.iterdir()):
         new_dir.rmdir()  # the empty folder Hydra made under the new name
     status = read_json(folder / "status.json").get("status", UNFINISHED)
@@ -66,14 +67,17 @@ def plan_job(cfg: DictConfig, *, new_dir: str | Path, sweep_dir: str | Path, num
     return JobPlan("again", folder, cfg)
 
 
-def earlier_folder(sweep_dir: Path, num: int, new_dir: Path) -> Path | None:
-    """The folder an earlier run of this sweep gave job `num`: the one Hydra names the same, else the one whose
-    record says it was job `num`; None for a job never started."""
+def earlier_folder(sweep_dir: Path, identity: tuple[str, ...], new_dir: Path, *,
+                   ignored: tuple[str, ...]) -> Path | None:
+    """The folder an earlier run of this sweep gave this job: the one Hydra names the same, else the one whose
+    recorded overrides make the same job (`identity`, job_identity's: a grid grown since numbers its jobs anew, and
+    trainer.* keys given on resume change the folder's name, not the job); None for a job never started."""
     if holds_any_run_file(new_dir):
         return check_inside(new_dir, sweep_dir)
-    for record in sweep_dir.glob("**/.hydra/hydra.yaml"):
+    for record in sorted(sweep_dir.glob("**/.hydra/hydra.yaml")):
         folder = record.parent.parent
-        if SET_ASIDE not in folder.relative_to(sweep_dir).parts and job_num(folder) == num:
+        if SET_ASIDE not in folder.relative_to(sweep_dir).parts and job_identity(
+                stored_overrides(folder), ignored) == identity:
             return check_inside(folder, sweep_dir)
     return None
 
