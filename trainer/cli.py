@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import hydra
@@ -29,7 +30,6 @@ from trainer.sweep import resume as resume_sweep
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
 
     from omegaconf import DictConfig
 
@@ -54,6 +54,25 @@ def dispatch(cfg: DictConfig, new_dir: str | Path, overrides: Sequence[str] = ()
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
 def run(cfg: DictConfig) -> float | None:
     job = HydraConfig.get()
+    try:
+        return run_job(cfg, job)
+    finally:
+        if job.mode != RunMode.MULTIRUN:
+            drop_unused_folder(job)
+
+
+def drop_unused_folder(job: DictConfig) -> None:
+    """The folder Hydra claimed for a single run (outputs/DATE/TIME), if the run left it empty: it continued in its
+    checkpoint's own run folder (a resume), or was refused before writing anything. A folder the user named with
+    hydra.run.dir stays."""
+    claimed = Path(job.runtime.output_dir)
+    named = "hydra.run.dir" in {override_key(o) for o in job.overrides.hydra}
+    if not named and claimed.is_dir() and not any(claimed.iterdir()):
+        rundir.remove_empty_folders(claimed)
+
+
+def run_job(cfg: DictConfig, job: DictConfig) -> float | None:
+    """One run (or sweep job) of `train`: its folder decided, its mode run, its records kept; see `run`."""
     overrides = list(job.overrides.task)
     in_sweep = job.mode == RunMode.MULTIRUN
     with StopAtOnce():  # a signal at any moment stops the run with a status (the epochs first finish their step)

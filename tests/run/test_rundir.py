@@ -80,12 +80,11 @@ def test_a_run_dir_holding_checkpoints_is_not_overwritten_without_resuming(tmp_p
 def test_a_resumed_run_from_the_cli_writes_status_and_metrics_into_its_own_run_dir(tmp_path):
     first = run_cli(tmp_path, *EXACT, "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}")
     assert first.returncode == 0, first.stderr
-    resumed = run_cli(tmp_path, *EXACT, "trainer.epochs=2", f"ckpt_path={tmp_path}/run/checkpoints/last.pt",
-                      f"hydra.run.dir={tmp_path / 'again'}")
+    resumed = run_cli(tmp_path, *EXACT, "trainer.epochs=2", f"ckpt_path={tmp_path}/run/checkpoints/last.pt")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 2
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "done"
-    assert not (tmp_path / "again" / "status.json").exists()
+    assert not (tmp_path / "outputs").exists()  # the outputs/DATE/TIME it did not need is not left behind
     missing = run_cli(tmp_path, *EXACT, f"ckpt_path={tmp_path}/nowhere/last.pt", f"hydra.run.dir={tmp_path / 'third'}")
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     assert list((tmp_path / "third").iterdir()) == []  # refused before any work: nothing behind (issue 23 #11)
