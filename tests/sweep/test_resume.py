@@ -79,8 +79,16 @@ def test_a_job_renamed_by_a_resumable_override_is_found_by_its_number(cfg, tmp_p
     assert not (tmp_path / "loss=ce,trainer.epochs=2").exists()
 
 
-def test_a_folder_of_another_sweeps_job_is_refused_in_one_sentence(cfg, tmp_path):
+def test_a_job_is_found_by_its_overrides_not_by_its_number(cfg, tmp_path):
+    """Job 0 of the grid as it was (loss=nll) is not job 0 of the grid as it is (loss=ce, grown or reordered): loss=ce
+    is new, and loss=nll's folder is found wherever its number now is."""
     job_folder(tmp_path, "a", 0, ["loss=nll"], status="done")
+    assert plan(cfg, tmp_path, "b", 0, ["loss=ce"]).action == "new"
+    assert plan(cfg, tmp_path, "c", 1, ["loss=nll"]).run_dir == tmp_path / "a"
+
+
+def test_a_folder_of_another_sweeps_job_under_this_jobs_name_is_refused_in_one_sentence(cfg, tmp_path):
+    job_folder(tmp_path, "b", 0, ["loss=nll"], status="done")
     with pytest.raises(UserError, match=r"holds job 0 of another sweep \(loss=nll, not loss=ce\): finish a sweep "
                                         r"with its own overrides"):
         plan(cfg, tmp_path, "b", 0, ["loss=ce"])
