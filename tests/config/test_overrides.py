@@ -93,3 +93,8 @@ def test_a_sweep_over_two_folders_makes_two_flat_job_folders_that_resume_sweep_f
     again = run_cli(tmp_path, f"resume_sweep={sweep}")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("is done: kept as it is") == 2
+
+
+def test_a_tables_path_and_column_names_are_typed_as_they_are():
+    assert as_typed(["data.path=saved/v=2.csv", "data.target=등급", "data.id_column=user id"]) == [
+        "data.path='saved/v=2.csv'", "data.target='등급'", "data.id_column='user id'"]

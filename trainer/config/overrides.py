@@ -10,8 +10,10 @@ import re
 
 from trainer.config.stored import override_key
 
-# The keys whose values are paths a user types: the data, a checkpoint, a weights file, the output folders.
-PATH_KEYS = ("data.root", "ckpt_path", "model.weights", "hydra.run.dir", "hydra.sweep.dir")
+# The keys whose values are typed as they are: paths (the data, a table, a checkpoint, a weights file, the output
+# folders) and a table's column names (which a spreadsheet may write in Hangul, with spaces or any punctuation).
+PATH_KEYS = ("data.root", "data.path", "ckpt_path", "model.weights", "hydra.run.dir", "hydra.sweep.dir",
+             "data.target", "data.id_column", "data.split_column")
 MULTIRUN_FLAGS = ("-m", "--multirun")
 SEPARATORS = re.compile(r"[\\/]")  # a value holding either is a path (POSIX or Windows)
 
