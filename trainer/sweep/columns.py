@@ -28,6 +28,9 @@ COLUMNS = (
     Column(Monitor(metric=BALANCED_ACC).best_key, "best val balanced acc", "{:.4f}", optional=True),
     Column(Monitor(metric=MACRO_F1).best_key, "best val macro-F1", "{:.4f}", optional=True),
     Column(RMSE_BEST.best_key, "best val RMSE", "{:.4g}", optional=True),  # regression jobs (data.task)
+    # data.best=mae or r2: what ranks those regression jobs
+    Column(Monitor(metric=MAE, higher_is_better=False).best_key, "best val MAE", "{:.4g}", optional=True),
+    Column(Monitor(metric=R2).best_key, "best val R²", "{:.4f}", optional=True),
     Column(BEST_EPOCH, "best epoch", "{:d}", grouped=False),
     Column(result_key(TEST, ACC), "test acc", "{:.4f}", optional=True),
     Column(result_key(TEST, BALANCED_ACC), "test balanced acc", "{:.4f}", optional=True),
