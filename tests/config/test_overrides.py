@@ -98,3 +98,11 @@ def test_a_sweep_over_two_folders_makes_two_flat_job_folders_that_resume_sweep_f
 def test_a_tables_path_and_column_names_are_typed_as_they_are():
     assert as_typed(["data.path=saved/v=2.csv", "data.target=등급", "data.id_column=user id"]) == [
         "data.path='saved/v=2.csv'", "data.target='등급'", "data.id_column='user id'"]
+
+
+def test_a_job_folder_name_longer_than_a_file_system_allows_is_cut_with_a_hash_and_stays_unique():
+    widths = [f"model.hidden=[{','.join(['4'] * 140)}]", "loss=ce"]
+    name = job_dir_name(widths, [])
+    assert len(name.encode()) <= 200 and name.startswith("loss=ce,model.hidden=[4,4,")
+    assert job_dir_name([*widths[:1], "loss=nll"], []) != name  # the hash keeps two such jobs apart
+    assert job_dir_name(["loss=ce", "seed=1"], []) == "loss=ce,seed=1"  # a short name is Hydra's own

@@ -76,9 +76,18 @@ def short_value(value: str) -> str:
 def job_dir_name(overrides: list[str], exclude_keys: list[str]) -> str:
     """hydra.sweep.subdir: Hydra's override_dirname (the job's overrides but `exclude_keys`, sorted, joined by
     commas) with each path value shortened (short_value), so a path never makes nested folders. A job without path
-    values gets the name Hydra gives it, so earlier sweeps are still found by folder name."""
+    values gets the name Hydra gives it, so earlier sweeps are still found by folder name; a name over MAX_NAME bytes
+    is cut, with a hash of the whole so that it stays unique (the full overrides are in the job's .hydra/)."""
     lines = sorted(str(line) for line in overrides if override_key(str(line)) not in set(exclude_keys))
-    return ",".join(short_line(line) for line in lines)
+    name = ",".join(short_line(line) for line in lines)
+    if len(name.encode()) <= MAX_NAME:
+        return name
+    # a name longer than a file system allows (255 bytes): its start, and a hash of the whole, which stays unique
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name.encode()[:MAX_NAME - 14].decode(errors="ignore") + "-" + digest
+
+
+MAX_NAME = 200  # bytes of a job folder's name: under the usual 255, with room for set_aside/N and Hydra's suffixes
 
 
 def short_line(line: str) -> str:

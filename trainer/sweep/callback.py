@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from trainer.config import override_key
 from trainer.errors import Exit, UserError, refuse
-from trainer.run.rundir import DIVERGED, FAILED, folder_of, make_folder, remove_empty_folders
+from trainer.run.rundir import DIVERGED, FAILED, cannot_make, folder_of, make_folder, remove_empty_folders
 from trainer.sweep.resume import SHORTCUT, check_same_sweep
 
 if TYPE_CHECKING:
@@ -91,6 +91,8 @@ class SummaryCallback(Callback):
             make_folder(sweep_dir, key="hydra.sweep.dir")
         except UserError as error:
             refuse(error)
+        except OSError as error:  # a name too long even to look up
+            refuse(cannot_make(sweep_dir, error, key="hydra.sweep.dir"))
         named = "hydra.sweep.dir" in {override_key(o) for o in config.hydra.overrides.hydra}
         if not (sweep_dir / "multirun.yaml").is_file() and not named:
             NEW_SWEEPS.append(sweep_dir.absolute())
