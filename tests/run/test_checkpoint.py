@@ -88,20 +88,22 @@ class StopAfter:
 
 def test_a_stop_mid_epoch_saves_the_step_and_resuming_ends_bit_identical(tmp_path, monkeypatch):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    run([*EXACT, "trainer.epochs=3"], straight)
+    exact = [*EXACT, "scheduler=onecycle"]  # a rate that moves every step: the resumed epoch keeps its own lr
+    run([*exact, "trainer.epochs=3"], straight)
     # 10 steps of epoch 1, the check after it, then 3 steps of epoch 2
     monkeypatch.setattr("trainer.run.train.StopOnSignal", lambda: StopAfter(14))
     with pytest.raises(Interrupted) as stopped:
-        run([*EXACT, "trainer.epochs=3"], split)
+        run([*exact, "trainer.epochs=3"], split)
     assert stopped.value.exit_code == 143
     progress = Progress.from_state(torch.load(split / "checkpoints" / "last.pt", weights_only=True))
     assert (progress.epoch, progress.step, progress.global_step) == (1, 3, 13)
     monkeypatch.undo()
-    resumed = run([*EXACT, "trainer.epochs=3", f"ckpt_path={split}/checkpoints/last.pt"], tmp_path)
+    resumed = run([*exact, "trainer.epochs=3", f"ckpt_path={split}/checkpoints/last.pt"], tmp_path)
     assert_same_weights(weights(straight / "checkpoints" / "last.pt"), weights(split / "checkpoints" / "last.pt"))
     # the epoch's loss sum is regrouped around the stop, so it may differ in the last bits; the weights may not
-    assert [h["loss/train"] for h in resumed["history"]] == pytest.approx([
-        h["loss/train"] for h in json.loads((straight / "metrics.json").read_text())["history"]])
+    history = json.loads((straight / "metrics.json").read_text())["history"]
+    assert [h["loss/train"] for h in resumed["history"]] == pytest.approx([h["loss/train"] for h in history])
+    assert [h["lr"] for h in resumed["history"]] == [h["lr"] for h in history]  # the rate epoch 2 began at
 
 
 def test_a_checkpoint_of_the_previous_format_resumes_and_evaluates(tmp_path):

@@ -51,6 +51,7 @@ class Progress:
     best_value: float = None   # the best validation value so far (metrics.BEST says which metric)
     best_epoch: int = 0
     history: list = field(default_factory=list)  # one dict of metrics per finished epoch
+    epoch_lr: float = None     # the rate epoch `epoch + 1` began at (its history row's lr, also when resumed midway)
 
     @classmethod
     def from_state(cls, state: dict) -> Progress:

@@ -135,7 +135,10 @@ def fit(parts: Assembly, progress: Progress, *, out: Outputs, stop: StopOnSignal
 
 def fit_epoch(parts: Assembly, progress: Progress, epoch: int, *, out: Outputs, stop: StopOnSignal) -> None:
     """Train one epoch, validate, record, checkpoint."""
-    lr, began = current_lr(parts.optimizer), time.perf_counter()
+    began = time.perf_counter()
+    if progress.step == 0 or progress.epoch_lr is None:  # an epoch resumed midway began at its stored rate
+        progress.epoch_lr = current_lr(parts.optimizer)
+    lr = progress.epoch_lr
     if progress.step == 0:  # not for an epoch resumed midway: its hook ran before the stop
         parts.on_epoch_start(epoch)
     with out.clock.phase(TRAINING):
