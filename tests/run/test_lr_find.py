@@ -129,6 +129,8 @@ def test_an_auto_run_ends_bit_identical_to_a_run_at_the_rate_it_chose(tmp_path):
     explicit = run([*exact, f"optimizer.lr={auto['optimizer/lr']:g}"], tmp_path / "explicit")
     assert "optimizer/lr" not in explicit and learned(explicit["history"]) == learned(auto["history"])
     a, b = checkpoint_of(tmp_path / "auto"), checkpoint_of(tmp_path / "explicit")
+    assert a["progress"].pop("chosen")["optimizer/lr"] == b["config"]["optimizer"]["lr"]  # what the search chose
+    assert b["progress"].pop("chosen") is None  # a rate typed: nothing was chosen
     for state in (a, b):
         state["progress"]["history"] = learned(state["progress"]["history"])
     for part in ("model", "optimizer", "scheduler", "progress", "rng", "config"):

@@ -2,6 +2,7 @@
 optimizer's own rate, the pruner stopping bad trials early, the record it writes, and a run at `tune` that is
 bit-identical to a run at the rate it chose."""
 import json
+import shutil
 
 import pytest
 
@@ -44,6 +45,8 @@ def test_a_tuned_run_ends_bit_identical_to_a_run_at_the_rate_it_chose(tuned, tmp
     explicit = run([*SMALL, f"optimizer.lr={metrics['optimizer/lr']:g}"], tmp_path)
     assert learned(explicit["history"]) == learned(metrics["history"])  # the epochs' timing aside
     a, b = checkpoint_of(folder), checkpoint_of(tmp_path)
+    assert a["progress"].pop("chosen")["optimizer/lr"] == b["config"]["optimizer"]["lr"]  # what the search chose
+    assert b["progress"].pop("chosen") is None  # a rate typed: nothing was chosen
     for state in (a, b):
         state["progress"]["history"] = learned(state["progress"]["history"])
     for part in ("model", "optimizer", "progress", "rng", "config"):
@@ -100,3 +103,13 @@ def test_a_default_rate_outside_the_searched_range_is_one_sentence_not_a_trial_d
                                         r"outside the range searched \(\[lr_tune.min_lr=0.05, lr_tune.max_lr=1\]\)"):
         run([*TINY, "optimizer.lr=tune", "lr_tune.min_lr=0.05", "lr_tune.max_lr=1", "lr_tune.trials=2"],
             tmp_path / "run")
+
+
+def test_a_resumed_tune_run_keeps_its_rate_and_reports_the_searchs_budget(tuned, tmp_path):
+    folder, metrics = tuned
+    shutil.copytree(folder, tmp_path / "run")
+    resumed = run([*SMALL, "optimizer.lr=tune", "trainer.epochs=4",
+                   f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.pt'}"], tmp_path / "unused")
+    assert resumed["epochs"] == 4 and len(resumed["history"]) == 4
+    for key in ("optimizer/lr", "lr_tune/budget_epochs", "lr_tune/epochs_trained"):
+        assert resumed[key] == metrics[key]

@@ -52,6 +52,7 @@ class Progress:
     best_epoch: int = 0
     history: list = field(default_factory=list)  # one dict of metrics per finished epoch
     epoch_lr: float = None     # the rate epoch `epoch + 1` began at (its history row's lr, also when resumed midway)
+    chosen: dict = None        # optimizer.lr=auto or tune: the rate chosen and the search's budget (metrics.json)
 
     @classmethod
     def from_state(cls, state: dict) -> Progress:

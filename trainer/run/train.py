@@ -66,7 +66,6 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     resume = checkpoint.load(cfg.ckpt_path) if cfg.ckpt_path else None
     if resume is not None:  # data, never code, as for mode=eval: refused before it is compared or restored
         check_stored(resume["config"], source=f"ckpt_path={cfg.ckpt_path}", overrides=overrides)
-    if resume is not None:
         cfg = with_values(cfg, resume["legacy"])  # keys its losslab did not have: the values it was trained with
     with clock.phase(LR_FIND):
         cfg, chosen = settle_lr(cfg, resume=resume, run_dir=place.run_dir)  # optimizer.lr=auto or tune: the rate
@@ -76,10 +75,11 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
                                    done_epochs=done, before_data=True)
     with clock.phase(DATA):
         parts = assemble(cfg)
-    progress = Progress()
+    progress = Progress(chosen=chosen or None)
     if resume is not None:
         checkpoint.check_resumable(resume["config"], parts.config, cfg.ckpt_path, done_epochs=done)
         progress = checkpoint.restore(resume, parts, cfg.ckpt_path)
+        progress.chosen = {**(progress.chosen or {}), **chosen} or None  # the search's rate and budget, kept
     rundir.check_writable(place.run_dir / "checkpoints")
     place.begin()  # from here on the folder is this run's: its failures are recorded there
     # on resume, hide whatever the interrupted process logged after its last checkpoint
@@ -95,7 +95,7 @@ def train(cfg: DictConfig, place: rundir.Place, *, overrides: Sequence[str] = ()
     finally:
         out.tracker.close()
         out.saver.finish()
-    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - clock.began, chosen=chosen)
+    metrics = final_metrics(parts.cfg, progress, test, wall_time_s=time.perf_counter() - clock.began)
     if distributed.is_main():  # under torchrun only rank 0 writes
         report(metrics, test, monitor_for(parts.cfg.data), progress, run_dir=place.run_dir, clock=clock)
     return metrics
@@ -247,8 +247,7 @@ def draw_test(parts: Assembly, test: dict, *, out: Outputs, step: int) -> None:
     top_losses.record(parts, test, tracker=out.tracker, step=step)
 
 
-def final_metrics(cfg: DictConfig, progress: Progress, test: dict, *, wall_time_s: float,
-                  chosen: Mapping[str, float] | None = None) -> dict[str, object]:
+def final_metrics(cfg: DictConfig, progress: Progress, test: dict, *, wall_time_s: float) -> dict[str, object]:
     """metrics.json of a training run."""
     norms = [row[GRAD_NORM_MAX] for row in progress.history if GRAD_NORM_MAX in row]
     classes = {CALIBRATION: test["calibration"], PER_CLASS_ACC: per_class_accuracy(test["confusion"])} if (
@@ -260,7 +259,7 @@ def final_metrics(cfg: DictConfig, progress: Progress, test: dict, *, wall_time_
             monitor_for(cfg.data).best_key: progress.best_value, BEST_EPOCH: progress.best_epoch,
             EPOCHS: cfg.trainer.epochs, **stopped, result_key(TRAIN, LOSS): progress.history[-1][tag(LOSS, TRAIN)],
             WALL_TIME: round(wall_time_s, 3),
-            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history, **(chosen or {})}
+            MAX_GRAD_NORM: max(norms, default=None), HISTORY: progress.history, **(progress.chosen or {})}
 
 
 def with_values(cfg: DictConfig, values: dict) -> DictConfig:
