@@ -107,3 +107,28 @@ def test_help_says_what_train_does_its_modes_groups_and_main_keys_without_import
         assert f"{group}: {', '.join(options)}" in lines
     assert "  data.batch_size         batch size (16)" in lines  # the values this command line gives: iris'
     assert "now data=iris model=small_cnn" in result.stdout and not (tmp_path / "outputs").exists()
+
+
+EXIT_PROBE = """
+import atexit, sys, threading, time
+from pathlib import Path
+from trainer.cli import exit_now
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+print("buffered on stdout", end="")  # no newline: still in the buffer when exit_now is called
+if sys.argv[2] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), (out / "thread").write_text("done"))).start()
+exit_now({"none": None, "text": "stopped: a reason", "thread": 0, "seven": 7}.get(sys.argv[2], 0))
+"""
+
+
+@pytest.mark.parametrize(("status", "code", "stderr"), [("none", 0, ""), ("seven", 7, ""),
+                                                         ("text", 1, "stopped: a reason\n"), ("thread", 0, "")])
+def test_the_fast_exit_runs_atexit_flushes_and_waits_for_threads(tmp_path, status, code, stderr):
+    """`train` ends without the interpreter's teardown, but with everything that teardown would have done for it: the
+    atexit functions, the buffered output, a running non-daemon thread's end; and SystemExit's meaning of its code."""
+    result = subprocess.run([sys.executable, "-c", EXIT_PROBE, str(tmp_path), status], capture_output=True,
+                            text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (result.returncode, result.stdout, result.stderr) == (code, "buffered on stdout", stderr)
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").is_file() == (status == "thread")

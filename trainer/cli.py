@@ -8,9 +8,11 @@ Ctrl-C, 143 SIGTERM) when a signal stopped the run.
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -190,6 +192,37 @@ def report(error: Exception, cfg: DictConfig, overrides: list[str], *, in_sweep:
         raise Exit(getattr(error, "exit_code", USER_MISTAKE))  # mode=predict's skipped inputs: 3
     traceback.print_exception(error)  # not the user's mistake: the whole story, for a bug report
     raise Exit(FAILED)
+
+
+def entry() -> NoReturn:
+    """The `train` command and `python -m trainer`: `main`, then `exit_now` with its exit status."""
+    try:
+        main()
+        status = 0
+    except SystemExit as exit:
+        status = exit.code
+    exit_now(status)
+
+
+def exit_now(status: int | str | None) -> NoReturn:
+    """End the process with `status` (SystemExit's: None is 0, a text is printed and is 1) once all it wrote is out,
+    without the interpreter's teardown: freeing torch's modules one by one takes about a second, as long as a short
+    run's pictures (docs/speed.md). What that teardown would still do for the run is done first: the atexit functions
+    (logging's flush and close, the painter's end, temporary folders, multiprocessing's workers) and the standard
+    streams' flush. A non-daemon thread still running (a library's) gets Python's own exit, which waits for it."""
+    if isinstance(status, str):
+        print(status, file=sys.stderr)
+    code = status if isinstance(status, int) else 0 if status is None else 1
+    if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate()
+           if thread is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what Python's exit runs first, before tearing the modules down
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`train | head`), a closed stream: nothing more can be said
+            pass
+    os._exit(code)
 
 
 def main() -> None:

@@ -184,8 +184,9 @@ def serve() -> None:
     while True:
         try:
             module, name, kwargs, path = _receive(requests)
-        except EOFError:
-            return
+        except EOFError:  # the run closed the pipe: every picture is written, nothing is left to tear down
+            sys.stderr.flush()
+            os._exit(0)
         try:
             data, shape = picture(getattr(importlib.import_module(module), name), kwargs)
             Path(path).write_bytes(data)

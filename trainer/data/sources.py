@@ -1,8 +1,11 @@
 """Datasets held in memory as tensors: the tables and images scikit-learn ships (digits, iris, diabetes), and
 generated data for smoke tests, benchmarks and the loss experiments (synthetic, synthetic_regression). Each is a
 data config's `source` and returns `Splits`."""
+import importlib.util
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
@@ -12,23 +15,43 @@ from trainer.errors import UserError
 
 def digits(*, val_fraction: float, test_fraction: float, seed: int, split: str = "random") -> Splits:
     """scikit-learn's 8x8 handwritten digits: 1797 images [1, 8, 8] in [0, 1], 10 classes."""
-    from sklearn.datasets import load_digits
+    table = shipped_table("digits.csv.gz", delimiter=",")  # 64 pixel values (0..16), then the label
+    if table is None:
+        from sklearn.datasets import load_digits
 
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values are 0..16
-    y = torch.tensor(bunch.target, dtype=torch.long)
+        bunch = load_digits()
+        table = np.column_stack([bunch.data, bunch.target])
+    x = torch.tensor(table[:, :-1], dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0  # pixel values are 0..16
+    y = torch.tensor(table[:, -1], dtype=torch.long)
     return split_tensors(x, y, val_fraction, test_fraction, seed, method=split)
 
 
 def iris(*, val_fraction: float, test_fraction: float, seed: int, split: str = "random") -> Splits:
     """Fisher's iris: 150 rows of 4 measurements (cm), 3 classes."""
-    from sklearn.datasets import load_iris
+    table = shipped_table("iris.csv", delimiter=",", skip_rows=1)  # a header line, then 4 measurements and the label
+    if table is None:
+        from sklearn.datasets import load_iris
 
-    bunch = load_iris()
-    x = torch.tensor(bunch.data, dtype=torch.float32)
-    y = torch.tensor(bunch.target, dtype=torch.long)
+        bunch = load_iris()
+        table = np.column_stack([bunch.data, bunch.target])
+    x = torch.tensor(table[:, :-1], dtype=torch.float32)
+    y = torch.tensor(table[:, -1], dtype=torch.long)
     # measurements in cm on different scales: data.normalize standardises them with the training split's statistics
     return split_tensors(x, y, val_fraction, test_fraction, seed, method=split)
+
+
+def shipped_table(file_name: str, *, delimiter: str | None, skip_rows: int = 0) -> np.ndarray | None:
+    """One of the data files scikit-learn ships (`sklearn/datasets/data/<file_name>`), read as its loaders read it
+    (`numpy.loadtxt`, gzip by the name), as float64 rows: without importing scikit-learn, whose import (about a
+    second, with SciPy and pandas) takes longer than the default run's data. None when this version of
+    scikit-learn keeps the file elsewhere (or it is not installed): the caller then uses scikit-learn's loader, so
+    a new layout costs the second again, never the data. `delimiter` None: runs of whitespace."""
+    spec = importlib.util.find_spec("sklearn")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "datasets" / "data" / file_name
+        if path.is_file():
+            return np.loadtxt(path, delimiter=delimiter, skiprows=skip_rows, ndmin=2)
+    return None
 
 
 def synthetic(*, shape: list[int], num_classes: int, num_samples: int, noise: float, val_fraction: float,
@@ -45,9 +68,14 @@ def synthetic(*, shape: list[int], num_classes: int, num_samples: int, noise: fl
 
 def diabetes(*, val_fraction: float, test_fraction: float, seed: int) -> Splits:
     """scikit-learn's diabetes set: 442 rows of 10 features, one target (a disease-progression score, 25 to 346)."""
-    from sklearn.datasets import load_diabetes
+    # unscaled, as scikit-learn ships them: data.normalize standardises with the training split's statistics
+    x, y = shipped_table("diabetes_data_raw.csv.gz", delimiter=None), shipped_table("diabetes_target.csv.gz",
+                                                                                    delimiter=None)
+    if x is None or y is None:
+        from sklearn.datasets import load_diabetes
 
-    x, y = load_diabetes(return_X_y=True, scaled=False)  # data.normalize standardises with the training split
+        x, y = load_diabetes(return_X_y=True, scaled=False)
+    y = y.reshape(-1)
     return split_tensors(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32).unsqueeze(1),
                          val_fraction, test_fraction, seed)
 
