@@ -91,6 +91,42 @@ def test_the_gradient_norm_of_an_optimizer_without_gradients_is_zero():
     assert gradient_norm(optimizer).item() == 0.0
 
 
+@pytest.mark.parametrize("clip", [None, 1e9])
+def test_the_epochs_gradient_norms_are_the_exact_norms_at_its_log_steps_and_its_last_step(clip):
+    """An epoch of 9 steps logging every 4 (at steps 4 and 8 of the run) measures the norm there and at its last
+    step, exactly as torch computes it, whether or not clipping measures every step; the others cost nothing."""
+    x, y = separable(72)
+    batches = [(x[i:i + 8], y[i:i + 8]) for i in range(0, 72, 8)]
+    torch.manual_seed(1)
+    model = nn.Linear(2, 2)
+    twin = nn.Linear(2, 2)
+    twin.load_state_dict(model.state_dict())
+    twin_sgd, norms = torch.optim.SGD(twin.parameters(), lr=0.5), []
+    for bx, by in batches:  # the same steps by hand, every step's norm
+        twin_sgd.zero_grad()
+        nn.functional.cross_entropy(twin(bx), by).backward()
+        norms.append(torch.nn.utils.get_total_norm([p.grad for p in twin.parameters()]).item())
+        twin_sgd.step()
+    logged = {}
+    _, result = epoch(model, batches, log_every=4, total_steps=9, clip=clip,
+                      on_log=lambda step, values: logged.update({step: values[GRAD_NORM_STEP]}))
+    measured = [norms[3], norms[7], norms[8]]  # steps 4, 8 (logged) and 9 (the epoch's last)
+    assert logged == pytest.approx({4: norms[3], 8: norms[7]}, rel=1e-6)
+    assert result[GRAD_NORM_MEAN] == pytest.approx(sum(measured) / 3, rel=1e-6)
+    assert result[GRAD_NORM_MAX] == pytest.approx(max(measured), rel=1e-6)
+    assert len(set(norms)) == 9  # so a norm of another step would have shown
+
+
+def test_a_step_that_is_not_measured_computes_no_norm():
+    model, x, y = nn.Linear(3, 2), torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss, _, norm = optimizer_step(model, nn.CrossEntropyLoss(), optimizer, x, y, measure=False)
+    assert norm is None and loss.item() > 0
+    _, _, clipped = optimizer_step(model, nn.CrossEntropyLoss(), optimizer, x, y, clip=0.01, measure=False)
+    assert clipped is None  # clipped all the same (test_clipping_...), but not reported
+    assert torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item() == pytest.approx(0.01, rel=1e-4)
+
+
 def epoch(model, batches, **kwargs):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     metrics = RunningMetrics(CPU)
