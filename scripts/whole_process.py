@@ -7,11 +7,17 @@ operating system's accounting of the finished process and its children.
     python scripts/whole_process.py -n 5 --vs "python scripts/bare_diabetes.py" -- \\
         train data=diabetes model=mlp loss=mse trainer.progress=false
 
+A sweep against the bare script run once per job:
+
+    python scripts/whole_process.py -n 3 --vs "sh -c 'for s in 0 1 2 3 4 5 6 7 8 9 10 11; do python \\
+        scripts/bare_default.py; done'" -- train -m seed=0,1,2,3,4,5,6,7,8,9,10,11 trainer.progress=false
+
 Each run starts in a fresh empty folder (what `train` writes there is deleted after it); a command's output is
 thrown away. Commands are split as a shell splits words; for a pipe or a loop use sh -c '...'.
 """
 import argparse
 import os
+import re
 import resource
 import shlex
 import shutil
@@ -51,10 +57,12 @@ def main():
     args = parser.parse_args()
     command_a = args.command[1:] if args.command[:1] == ["--"] else args.command
     command_b = shlex.split(args.vs)
-    # scripts/ given as a relative path means this checkout's, whatever folder the runs start in
-    command_b = [str(REPO / word) if word.startswith("scripts/") else word for word in command_b]
-    command_a = [str(REPO / word) if word.startswith("scripts/") else word for word in command_a]
+    # scripts/... anywhere in a word (also inside sh -c '...') means this checkout's scripts
+    in_repo = lambda word: re.sub(r"(?<![\w/.])scripts/", f"{REPO}/scripts/", word)
+    command_a, command_b = [in_repo(word) for word in command_a], [in_repo(word) for word in command_b]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    # as on a user's machine: Python keeps the modules' bytecode after the first run (a sandbox may switch that off)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     timed(command_a, env), timed(command_b, env)  # warm-up: the file cache, Python's bytecode caches
     runs = {"A": [], "B": []}
     for i in range(args.runs):
