@@ -101,9 +101,8 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Sequence[torch.Tensor]],
     `on_log(global step, {TRAIN_STEP_LOSS: loss, GRAD_NORM_STEP: norm})`, and the progress bar shows the running loss
     and accuracy and the samples per second.
 
-    The gradient norm is measured at those log steps and at the epoch's last step (`total_steps`), and `metrics`
-    gets those norms for the epoch's mean and max: every epoch has one, the same steps whatever else the run does
-    (clipping, a resume), at the cost of a norm per `log_every` steps instead of one per step.
+    The gradient norm is measured at those log steps and at the epoch's last step (`total_steps`), for the epoch's
+    mean and max in `metrics`: the same steps in every run (clipped, resumed or not), every epoch has one.
     """
     model.train()
     step, seen, started = start_step, metrics.count, time.perf_counter()
@@ -111,7 +110,6 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Sequence[torch.Tensor]],
                leave=False, dynamic_ncols=True, unit="batch")
     for x, y in bar:
         x, y = runtime.to_device(x, y)
-        # forward backward update
         logs = (step_offset + step + 1) % log_every == 0
         loss, logits, norm = optimizer_step(model, objective, optimizer, x, y, runtime.precision, clip=clip,
                                             measure=logs or step + 1 == total_steps)
