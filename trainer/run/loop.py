@@ -122,14 +122,19 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Sequence[torch.Tensor]],
             check_finite("training loss", value, step)
             if on_log is not None:
                 on_log(step_offset + step, {TRAIN_STEP_LOSS: value, GRAD_NORM_STEP: norm})
-            if not bar.disable:
-                # shown at the bar's next timed refresh: forcing one per log step costs more than the step
-                rate = (metrics.count - seen) / max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix({**metrics.running(), "samples/s": f"{rate:.0f}"}, refresh=False)
+            show_running(bar, metrics, seen=seen, started=started)
         if stop is not None and stop.requested():
             break
     bar.close()
     return step
+
+
+def show_running(bar: tqdm, metrics: RunningMetrics, *, seen: int, started: float) -> None:
+    """The running loss and accuracy and the samples per second since `started` (`seen` samples then), in the bar's
+    postfix: shown at its next timed refresh, because forcing one per log step costs more than the step."""
+    if not bar.disable:
+        rate = (metrics.count - seen) / max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix({**metrics.running(), "samples/s": f"{rate:.0f}"}, refresh=False)
 
 
 @torch.inference_mode()
