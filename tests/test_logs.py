@@ -1,9 +1,12 @@
 """train.log holds the run: every epoch line and the result of a default run, as the console shows them; warnings;
 a failed run's error with its traceback, while the console shows one sentence."""
+import os
 import re
+import subprocess
+import sys
 import warnings
 
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 from tests.datafiles import write_pngs
 from trainer.logs import RunLog, log
 
@@ -50,3 +53,17 @@ def test_a_warning_during_a_run_goes_to_its_log_and_to_the_console(tmp_path, cap
     text = (tmp_path / "train.log").read_text()
     assert "epoch 1/1" in text and "a user-visible warning" in text
     assert "a user-visible warning" in capsys.readouterr().err
+
+
+def test_the_console_lines_stop_quietly_when_the_reader_goes_away(tmp_path):
+    """`train | head -3`: once the pipe is closed, the run's later lines are not a traceback each; train.log keeps
+    them all."""
+    code = ("import sys; from trainer.logs import log\n"
+            "for i in range(400): log.info('line %d ' % i + 'x' * 200)\n")
+    reader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    reader.stdout.readline()
+    reader.stdout.close()  # as head does after its lines
+    stderr = reader.stderr.read().decode()
+    reader.wait()
+    assert "Logging error" not in stderr and "Traceback" not in stderr.split("Exception ignored")[0]

@@ -219,7 +219,8 @@ def exit_now(status: int | str | None) -> NoReturn:
     atexit._run_exitfuncs()  # what Python's exit runs first, before tearing the modules down
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: started with the stream closed (`train >&-`)
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe (`train | head`), a closed stream: nothing more can be said
             pass
     os._exit(code)

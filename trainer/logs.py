@@ -31,6 +31,15 @@ class _CurrentStream(logging.StreamHandler):
     def stream(self, value: TextIO) -> None:
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is not None:  # None: train was started with it closed (`train >&-`); train.log has the lines
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):  # the reader went away (`train | head`): the run goes on,
+            return                                          # and train.log keeps every line
+        super().handleError(record)
+
 
 if not log.handlers:
     log.addHandler(_CurrentStream("stdout"))

@@ -102,3 +102,41 @@ def test_a_run_logs_the_test_images_once_as_its_pngs_and_writes_per_class_accura
         logged.Tags()["scalars"])
     assert {"balanced_acc/test", "macro_f1/test", "per_class_acc/test/0"} <= set(logged.Tags()["scalars"])
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["checkpoints"]  # no extra TensorBoard sub-run
+
+
+class StoppedPainter:
+    """A painter whose wait is cut by a signal (Stop is raised where the run waits for a reply)."""
+
+    def __init__(self):
+        self.received, self.closed, self.killed = 0, False, False
+        self.process = self
+
+    def submit(self, draw, kwargs):
+        pass
+
+    def receive(self):
+        self.received += 1
+        raise KeyboardInterrupt  # what a signal raises in the waiting run
+
+    def kill(self):
+        self.killed = True
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_signal_while_waiting_for_the_pictures_does_not_wait_again_when_the_run_closes(tmp_path, monkeypatch):
+    """Stopped while it waits for its pictures, a run closes its records without waiting for the rest again (the
+    painter's replies are out of step: it was waiting forever), and the painter is retired."""
+    from trainer.run import tracking
+    from trainer.run.figures import reliability_figure
+
+    stopped = StoppedPainter()
+    monkeypatch.setattr(tracking, "painter", lambda: stopped)
+    tracker = tracking.Tracker(tmp_path)
+    for name in ("a", "b"):
+        tracker.picture(f"{name}/test", reliability_figure, {}, step=1)
+    with pytest.raises(KeyboardInterrupt):
+        tracker.finish_pictures()
+    tracker.close()  # returns: nothing is waited for twice
+    assert stopped.received == 1 and stopped.killed and stopped.closed

@@ -50,14 +50,20 @@ class Tracker:
 
     def finish_pictures(self) -> None:
         """Wait for the pictures the painter draws and write them (drawing here any it can no longer draw)."""
-        found = painter()
-        for tag, draw, kwargs, step, save_as in self.painting:
-            try:
-                drawn = found.receive() if found is not None else picture(draw, kwargs)
-            except (EOFError, OSError):
-                found, drawn = None, picture(draw, kwargs)
-            self._write(tag, drawn, step, save_as)
-        self.painting = []
+        found, waiting, self.painting = painter(), list(self.painting), []  # a second call (close) waits for none
+        try:
+            while waiting:
+                tag, draw, kwargs, step, save_as = waiting[0]
+                try:
+                    drawn = found.receive() if found is not None else picture(draw, kwargs)
+                except (EOFError, OSError):
+                    found, drawn = None, picture(draw, kwargs)
+                waiting.pop(0)
+                self._write(tag, drawn, step, save_as)
+        finally:
+            if waiting and found is not None:  # stopped midway (a signal, a failed picture): its replies are out of
+                found.process.kill()           # step with the next run's requests, so it draws for nobody again
+                found.close()
 
     def _write(self, tag, drawn, step, save_as):
         """The file and TensorBoard's image are the same PNG bytes, drawn and encoded once."""
