@@ -14,6 +14,7 @@ batches, where logging is negligible) are timed per step. Data is synthetic and 
     python scripts/bench.py                       # CPU: a few minutes
     python scripts/bench.py --device cuda         # the same on a GPU
     python scripts/bench.py --models mlp --batch-sizes 4 --repeats 9
+    python scripts/bench.py --threads 1 --repeats 9 --processes 5   # each row's median over 5 fresh processes
     python scripts/bench.py trainer.precision=bf16 trainer.channels_last=true   # options for the trainer's side:
                                                   # the ratio is then the speed-up over a bare float32 loop
 
@@ -28,6 +29,8 @@ import argparse
 import contextlib
 import logging
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -232,7 +235,12 @@ def main():
     parser.add_argument("--image-files", type=int, default=0, help="N: train on N generated JPEG files instead")
     parser.add_argument("--image-size", type=int, default=32, help="the generated files' size in px")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader processes streaming the files")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="N > 1: the whole measurement in N fresh processes in turn, and each row's median and "
+                             "range over them (a process's buffers can land where a BLAS kernel runs slower)")
     args = parser.parse_args()
+    if args.processes > 1:
+        return over_processes(args.processes)
     logging.getLogger("trainer").setLevel(logging.WARNING)  # the runs' own log lines stay out of the table
     device = torch.device(args.device)
     if args.threads:
@@ -256,6 +264,33 @@ def main():
                             files)
                 print_row(row, files)
     print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def over_processes(count):
+    """Run this script `count` times as fresh processes, one after the other (its own arguments without
+    --processes), print each run's table as it comes, then every row's median img/s and ratio with their range.
+    docs/speed.md shows why: on a small batch, which of two speeds MKL's sgemm kernel runs at depends on the process,
+    for the trainer's side and the bare loop's alike."""
+    argv, skip = [], False
+    for word in sys.argv[1:]:
+        if skip or word.startswith("--processes"):
+            skip = word == "--processes"
+            continue
+        argv.append(word)
+    rows = {}
+    for i in range(count):
+        out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True).stdout
+        print(f"--- process {i + 1} of {count}\n{out}", end="", flush=True)
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) >= 7 and words[1].isdigit() and words[0] != "total":
+                rows.setdefault((words[0], int(words[1])), []).append([float(w) for w in words[4:]])
+    print(f"--- median over {count} processes (range of the ratio)")
+    print(f"{'model':<20} {'batch':>5} {'trainer img/s':>14} {'bare img/s':>11} {'ratio':>6} {'range':>13}")
+    for (model, batch), values in rows.items():
+        trainer, bare, ratio = (statistics.median(column) for column in list(zip(*values))[:3])
+        low, high = min(v[2] for v in values), max(v[2] for v in values)
+        print(f"{model:<20} {batch:>5} {trainer:>14.0f} {bare:>11.0f} {ratio:>6.3f} {f'{low:.3f}-{high:.3f}':>13}")
 
 
 def print_header(files):
