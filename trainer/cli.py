@@ -165,7 +165,9 @@ class Records:
         if not (self.place.ours and self.writes):
             return
         if self.log is not None:
-            if error is not None and not isinstance(error, Interrupted):
+            if getattr(error, "status", None) == "partial":  # done, with inputs it skipped: a sentence, not a failure
+                self.log.note(f"partial: {error}")
+            elif error is not None and not isinstance(error, Interrupted):
                 self.log.failure(error)
             self.log.stop()
         refused = isinstance(error, UserError) and not self.in_sweep  # a sweep's summary lists a job's reason

@@ -142,6 +142,8 @@ def test_unreadable_images_are_named_skipped_and_exit_with_status_3(image_run, t
     assert "1 of 9 inputs could not be read and were skipped" in done.stderr
     written = list(tmp_path.glob("outputs/*/*/predictions.csv"))
     assert len(written) == 1 and len(predictions(written[0].parent)) == 8
+    log = (written[0].parent / "train.log").read_text()  # a partial result, not a failure: no traceback
+    assert "partial: 1 of 9 inputs could not be read" in log and "Traceback" not in log and "run failed" not in log
 
 
 def test_skipped_inputs_are_a_user_error_with_their_own_exit_status():
