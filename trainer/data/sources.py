@@ -1,6 +1,7 @@
 """Datasets held in memory as tensors: the tables and images scikit-learn ships (digits, iris, diabetes), and
 generated data for smoke tests, benchmarks and the loss experiments (synthetic, synthetic_regression). Each is a
 data config's `source` and returns `Splits`."""
+import importlib
 import importlib.util
 from dataclasses import replace
 from pathlib import Path
@@ -15,12 +16,7 @@ from trainer.errors import UserError
 
 def digits(*, val_fraction: float, test_fraction: float, seed: int, split: str = "random") -> Splits:
     """scikit-learn's 8x8 handwritten digits: 1797 images [1, 8, 8] in [0, 1], 10 classes."""
-    table = shipped_table("digits.csv.gz", delimiter=",")  # 64 pixel values (0..16), then the label
-    if table is None:
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        table = np.column_stack([bunch.data, bunch.target])
+    table = features_and_label("digits.csv.gz", "load_digits", delimiter=",")  # 64 pixel values (0..16), the label
     x = torch.tensor(table[:, :-1], dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0  # pixel values are 0..16
     y = torch.tensor(table[:, -1], dtype=torch.long)
     return split_tensors(x, y, val_fraction, test_fraction, seed, method=split)
@@ -28,16 +24,21 @@ def digits(*, val_fraction: float, test_fraction: float, seed: int, split: str =
 
 def iris(*, val_fraction: float, test_fraction: float, seed: int, split: str = "random") -> Splits:
     """Fisher's iris: 150 rows of 4 measurements (cm), 3 classes."""
-    table = shipped_table("iris.csv", delimiter=",", skip_rows=1)  # a header line, then 4 measurements and the label
-    if table is None:
-        from sklearn.datasets import load_iris
-
-        bunch = load_iris()
-        table = np.column_stack([bunch.data, bunch.target])
+    table = features_and_label("iris.csv", "load_iris", delimiter=",", skip_rows=1)  # header; 4 values, the label
     x = torch.tensor(table[:, :-1], dtype=torch.float32)
     y = torch.tensor(table[:, -1], dtype=torch.long)
     # measurements in cm on different scales: data.normalize standardises them with the training split's statistics
     return split_tensors(x, y, val_fraction, test_fraction, seed, method=split)
+
+
+def features_and_label(file_name: str, loader: str, *, delimiter: str, skip_rows: int = 0) -> np.ndarray:
+    """A classification set scikit-learn ships, as rows [features..., label] (float64): its file read directly
+    (shipped_table), or, where this version keeps it elsewhere, `sklearn.datasets.<loader>()`'s data and target."""
+    table = shipped_table(file_name, delimiter=delimiter, skip_rows=skip_rows)
+    if table is None:
+        bunch = getattr(importlib.import_module("sklearn.datasets"), loader)()
+        table = np.column_stack([bunch.data, bunch.target])
+    return table
 
 
 def shipped_table(file_name: str, *, delimiter: str | None, skip_rows: int = 0) -> np.ndarray | None:
